@@ -1,0 +1,64 @@
+//! Build glue for liballocshim.so.
+//!
+//! * compiles `src/glue.c` (the few things that must be C: see that file);
+//! * keeps jemalloc dormant: its only load-time constructor (`jemalloc_constructor`
+//!   in jemalloc.c, which fully initialises jemalloc in every process) is dropped at
+//!   link time, so jemalloc initialises lazily, and only if it is chosen;
+//! * records the compiled-in backend versions for the self-report.
+use std::{env, fs, path::PathBuf};
+
+fn main() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
+
+    if env::var_os("CARGO_FEATURE_MIMALLOC2").is_some() == env::var_os("CARGO_FEATURE_MIMALLOC3").is_some() {
+        panic!("allocshim: enable exactly one of the features `mimalloc2` (default) and `mimalloc3` \
+                (for 3.x: --no-default-features --features mimalloc3)");
+    }
+
+    println!("cargo:rerun-if-changed=src/glue.c");
+    cc::Build::new()
+        .file("src/glue.c")
+        .flag("-fvisibility=hidden")
+        .flag("-ftls-model=initial-exec")
+        .flag("-fno-builtin-malloc")
+        .flag("-std=gnu11")
+        .compile("allocshim_glue");
+
+    // An INSERT script augments the default linker script instead of replacing it.
+    let script = out.join("dormant-backends.ld");
+    fs::write(
+        &script,
+        "SECTIONS {\n  /DISCARD/ : { *libjemalloc_pic.a:jemalloc.pic.o(.init_array .init_array.* .ctors .ctors.*) }\n}\nINSERT AFTER .text;\n",
+    )
+    .unwrap();
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-T,{}", script.display());
+
+    // jemalloc: the version its configure step wrote into the installed header.
+    let je_root = PathBuf::from(env::var_os("DEP_JEMALLOC_ROOT").expect("tikv-jemalloc-sys sets DEP_JEMALLOC_ROOT"));
+    let header = fs::read_to_string(je_root.join("include/jemalloc/jemalloc.h")).unwrap();
+    let je_version = header
+        .lines()
+        .find_map(|l| l.strip_prefix("#define JEMALLOC_VERSION \""))
+        .and_then(|v| v.split(['-', '"']).next())
+        .expect("JEMALLOC_VERSION in jemalloc.h")
+        .to_string();
+    println!("cargo:rustc-env=ALLOCSHIM_JEMALLOC_VERSION={je_version}");
+
+    // snmalloc has no version API; snmalloc-sys is versioned with upstream snmalloc.
+    let lock = fs::read_to_string(manifest.join("../Cargo.lock")).unwrap_or_default();
+    let sn_version = locked_version(&lock, "snmalloc-sys").unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=ALLOCSHIM_SNMALLOC_VERSION={sn_version}");
+    println!("cargo:rerun-if-changed=../Cargo.lock");
+}
+
+fn locked_version(lock: &str, name: &str) -> Option<String> {
+    let mut lines = lock.lines();
+    while let Some(l) = lines.next() {
+        if l == format!("name = \"{name}\"") {
+            let v = lines.next()?.strip_prefix("version = \"")?.trim_end_matches('"');
+            return Some(v.to_string());
+        }
+    }
+    None
+}

@@ -1,0 +1,70 @@
+//! `snmalloc`, from snmalloc-sys with its `libc-api` (`sn_*`) entry points.
+//!
+//! snmalloc initialises lazily on first use, so it is dormant unless chosen. Two
+//! things needed work:
+//! * fork: snmalloc's own fork protection is compiled in (.cargo/config.toml), so a
+//!   fork waits until no thread is inside an snmalloc lock;
+//! * address space: at first use it reserves its page map for the whole address space
+//!   (about 256 GiB of virtual memory). Under a lower RLIMIT_AS it would abort the
+//!   process, so `start` refuses it instead and the process runs on `system`.
+use core::ffi::{c_void, CStr};
+
+use snmalloc_sys as sn;
+
+use super::{Ops, Refusal, Usage};
+
+extern "C" {
+    // In the libc-api build but not declared by snmalloc-sys.
+    fn sn_memalign(align: usize, size: usize) -> *mut c_void;
+}
+
+pub static OPS: Ops = Ops {
+    malloc: sn::sn_malloc,
+    calloc: sn::sn_calloc,
+    realloc: sn::sn_realloc,
+    free: sn::sn_free,
+    memalign: sn_memalign,
+    usable_size,
+};
+
+unsafe extern "C" fn usable_size(p: *mut c_void) -> usize {
+    sn::sn_malloc_usable_size(p)
+}
+
+/// Address space snmalloc needs before it can serve anything (page map plus the
+/// first chunks), with room to spare. Measured: see the README.
+pub const RESERVE: usize = 260 << 30;
+
+pub unsafe fn start() -> Result<(), Refusal> {
+    let mut lim: libc::rlimit = core::mem::zeroed();
+    if libc::getrlimit(libc::RLIMIT_AS, &mut lim) == 0
+        && lim.rlim_cur != libc::RLIM_INFINITY
+        && (lim.rlim_cur as usize) < RESERVE
+    {
+        return Err(Refusal {
+            why: "RLIMIT_AS (ulimit -v) is below the ~256 GiB of address space snmalloc reserves at start",
+            limit: lim.rlim_cur as usize,
+        });
+    }
+    Ok(())
+}
+
+pub fn version() -> &'static CStr {
+    const V: &str = concat!(env!("ALLOCSHIM_SNMALLOC_VERSION"), "\0");
+    CStr::from_bytes_with_nul(V.as_bytes()).unwrap_or(c"?")
+}
+
+pub unsafe fn print_stats() {
+    let u = usage();
+    let mut l = crate::report::Line::new();
+    l.str("snmalloc: current ").size(u.allocated.unwrap_or(0) as u64);
+    l.str(", peak ").size(u.resident.unwrap_or(0) as u64);
+    l.str(" (snmalloc has no detailed statistics report)");
+    crate::report::warn(&l);
+}
+
+pub unsafe fn usage() -> Usage {
+    let (mut current, mut peak) = (0usize, 0usize);
+    sn::sn_rust_statistics(&mut current, &mut peak);
+    Usage { allocated: Some(current), resident: None }
+}

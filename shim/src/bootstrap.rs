@@ -1,0 +1,55 @@
+//! A static bump arena for the allocations that arrive before a backend may serve
+//! them: ld.so's mallocs before libc has set `environ` (so nothing can be chosen yet),
+//! and calls the selecting thread makes into malloc while it starts the backend.
+//!
+//! Blocks are never reused: `free` recognises them by address and ignores them,
+//! `realloc` copies them into the chosen backend. The arena lives in .bss, so the
+//! part never touched costs no memory.
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+const SIZE: usize = 256 * 1024;
+const HEADER: usize = 16;
+
+#[repr(C, align(4096))]
+struct Arena(UnsafeCell<[u8; SIZE]>);
+unsafe impl Sync for Arena {}
+
+static ARENA: Arena = Arena(UnsafeCell::new([0; SIZE]));
+static USED: AtomicUsize = AtomicUsize::new(0);
+
+fn base() -> usize {
+    ARENA.0.get() as usize
+}
+
+#[inline(always)]
+pub fn contains(p: *const c_void) -> bool {
+    (p as usize).wrapping_sub(base()) < SIZE
+}
+
+/// A zeroed block of `size` bytes aligned to `align` (a power of two), or NULL when
+/// the arena is exhausted.
+pub fn alloc(size: usize, align: usize) -> *mut c_void {
+    let align = align.max(HEADER);
+    let mut used = USED.load(Ordering::Relaxed);
+    loop {
+        let start = (base() + used + HEADER + align - 1) & !(align - 1);
+        let Some(end) = start.checked_add(size) else { return core::ptr::null_mut() };
+        if end > base() + SIZE {
+            return core::ptr::null_mut();
+        }
+        match USED.compare_exchange_weak(used, end - base(), Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => {
+                // The size lives just before the block, for malloc_usable_size and realloc.
+                unsafe { *((start - HEADER) as *mut usize) = size };
+                return start as *mut c_void;
+            }
+            Err(now) => used = now,
+        }
+    }
+}
+
+pub unsafe fn usable_size(p: *const c_void) -> usize {
+    *((p as usize - HEADER) as *const usize)
+}
