@@ -26,10 +26,12 @@ fn main() {
         .compile("allocshim_glue");
 
     // An INSERT script augments the default linker script instead of replacing it.
+    // rustc bundles the static libjemalloc_pic.a into tikv-jemalloc-sys's rlib, so the
+    // object is named as a member of that archive.
     let script = out.join("dormant-backends.ld");
     fs::write(
         &script,
-        "SECTIONS {\n  /DISCARD/ : { *libjemalloc_pic.a:jemalloc.pic.o(.init_array .init_array.* .ctors .ctors.*) }\n}\nINSERT AFTER .text;\n",
+        "SECTIONS {\n  /DISCARD/ : { *libtikv_jemalloc_sys-*.rlib:jemalloc.pic.o(.init_array .init_array.* .ctors .ctors.*) }\n}\nINSERT AFTER .text;\n",
     )
     .unwrap();
     println!("cargo:rustc-cdylib-link-arg=-Wl,-T,{}", script.display());

@@ -260,7 +260,7 @@ pub extern "C" fn allocshim_reason() -> *const c_char {
 }
 
 /// The active backend's own figures: bytes allocated and resident, as it counts them
-/// (mimalloc: committed and RSS; snmalloc: current usage, resident unknown; system:
+/// (mimalloc: neither; snmalloc: current usage, resident unknown; system:
 /// glibc's mallinfo2). A figure the backend cannot give is written as SIZE_MAX.
 #[no_mangle]
 pub unsafe extern "C" fn allocshim_usage(allocated: *mut usize, resident: *mut usize) {

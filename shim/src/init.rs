@@ -133,16 +133,22 @@ fn flag(v: Option<&[u8]>) -> bool {
 /// when the executable defines malloc itself; in both cases the only safe choice is
 /// to pass through to glibc.
 unsafe fn interposed() -> bool {
+    const RTLD_DL_SYMENT: libc::c_int = 1; // <dlfcn.h>; not in the libc crate
     let global = libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr());
     let mut found: libc::Dl_info = core::mem::zeroed();
+    let mut sym: *const libc::Elf64_Sym = core::ptr::null();
     let mut ours: libc::Dl_info = core::mem::zeroed();
     if global.is_null()
-        || libc::dladdr(global, &mut found) == 0
+        || libc::dladdr1(global, &mut found, (&mut sym as *mut *const libc::Elf64_Sym).cast(), RTLD_DL_SYMENT) == 0
         || libc::dladdr(core::ptr::addr_of!(STATE).cast(), &mut ours) == 0
     {
         return true; // cannot tell: assume the normal, preloaded case
     }
-    found.dli_fbase == ours.dli_fbase
+    // A non-PIE executable that takes malloc's address exports an undefined `malloc`
+    // whose value is its PLT stub; the stub leads to the real definition, which this
+    // lookup cannot see. Only a real definition elsewhere is proof of another malloc.
+    let defined_elsewhere = found.dli_fbase != ours.dli_fbase && !sym.is_null() && (*sym).st_shndx != 0;
+    !defined_elsewhere
 }
 
 // ---------------------------------------------------------------------------------

@@ -23,9 +23,15 @@ pub static OPS: Ops = Ops {
     calloc: sn::sn_calloc,
     realloc: sn::sn_realloc,
     free: sn::sn_free,
-    memalign: sn_memalign,
+    memalign,
     usable_size,
 };
+
+// sn_memalign(align, 0) ignores the alignment (its rounding of the size to the
+// alignment wraps at 0); asking for one byte gets a properly aligned minimal block.
+unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    sn_memalign(align, size.max(1))
+}
 
 unsafe extern "C" fn usable_size(p: *mut c_void) -> usize {
     sn::sn_malloc_usable_size(p)

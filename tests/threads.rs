@@ -1,0 +1,75 @@
+//! Threads, fork, process creation, libraries and memory limits, under each backend.
+use allocshim_tests::*;
+
+fn passes(program: &str, args: &[&str], timeout: u64) {
+    let exe = c_program(program);
+    each_backend(|backend| {
+        let out = run(&exe, args).backend(backend).timeout(timeout).success()?;
+        let expect = format!("done under {backend}");
+        if !out.stdout.contains(&expect) || !out.stdout.contains(" 0 failures") {
+            return Err(format!("[{backend}] {program}: {}", out.stdout));
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn cross_thread_frees_with_content_checks_and_thread_churn() {
+    passes("stress", &["4", "30000", "3000"], 120);
+}
+
+#[test]
+fn fork_from_a_multithreaded_process_never_hangs() {
+    // 300 forks while three threads allocate; a child stuck on a lock held at fork
+    // time shows up as a timeout.
+    passes("forkmt", &["300"], 90);
+}
+
+#[test]
+fn posix_spawn_system_and_popen() {
+    passes("spawn", &[], 60);
+}
+
+#[test]
+fn early_constructor_allocation_and_dlopen_dlclose() {
+    let exe = c_program("libs");
+    let plugin = c_artifact("libplugin.so");
+    passes_with(&exe, &[plugin.to_str().unwrap()]);
+}
+
+fn passes_with(exe: &std::path::Path, args: &[&str]) {
+    each_backend(|backend| {
+        let out = run(exe, args).backend(backend).timeout(60).success()?;
+        if !out.stdout.contains(&format!("done under {backend}: 0 failures")) {
+            return Err(format!("[{backend}] {}", out.stdout));
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn allocation_failure_under_rlimit_as_is_null_and_enomem() {
+    passes("rlimit", &[], 120);
+}
+
+/// snmalloc reserves ~256 GiB of address space when it starts; under a 3 GiB
+/// RLIMIT_AS it is refused with a warning and the process runs on glibc instead of
+/// aborting before main.
+#[test]
+fn snmalloc_under_a_3_gib_address_space_limit_falls_back_with_a_warning() {
+    let fp = c_program("fingerprint");
+    let mut r = run("prlimit", &["--as=3221225472", fp.to_str().unwrap()]).backend("snmalloc");
+    let out = r.command().output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("active=system"), "{stdout}");
+    assert!(stderr.contains("allocshim: snmalloc refused: RLIMIT_AS"), "{stderr}");
+    // The other backends fit in 3 GiB and stay in charge.
+    for backend in ["mimalloc", "jemalloc"] {
+        let mut r = run("prlimit", &["--as=3221225472", fp.to_str().unwrap()]).backend(backend);
+        let out = r.command().output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && stdout.contains(&format!("active={backend}")), "{backend}: {stdout}");
+    }
+}
