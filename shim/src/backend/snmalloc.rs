@@ -1,6 +1,6 @@
 //! `snmalloc`, from snmalloc-sys with its `libc-api` (`sn_*`) entry points.
 //!
-//! snmalloc initialises lazily on first use, so it is dormant unless chosen. Two
+//! snmalloc is started only when chosen (see `start`), so it is dormant otherwise. Two
 //! things needed work:
 //! * fork: snmalloc's own fork protection is compiled in (.cargo/config.toml), so a
 //!   fork waits until no thread is inside an snmalloc lock;
@@ -52,6 +52,10 @@ pub unsafe fn start() -> Result<(), Refusal> {
             limit: lim.rlim_cur as usize,
         });
     }
+    // Start it now, inside the selection: a `free` of a pointer snmalloc does not own
+    // (glibc's) before its first allocation would otherwise trip its "page map not
+    // initialised" check and abort.
+    sn::sn_free(sn::sn_malloc(1));
     Ok(())
 }
 
