@@ -1,0 +1,190 @@
+//! From samples to the figures people read: medians with ranges, ratios to the
+//! baseline, and whether a difference stands out from the run-to-run noise.
+use serde::Serialize;
+
+use super::measure::{Outcome, Sample, Variant};
+
+#[derive(Serialize, Clone, Copy, Debug, Default)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Interquartile range: the run-to-run noise of this variant.
+    pub iqr: f64,
+}
+
+impl Spread {
+    pub fn of(values: impl Iterator<Item = f64>) -> Option<Spread> {
+        let mut v: Vec<f64> = values.collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            // Linear interpolation between closest ranks.
+            let x = p * (v.len() - 1) as f64;
+            let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
+            v[lo] + (v[hi] - v[lo]) * (x - lo as f64)
+        };
+        Some(Spread { median: q(0.5), min: v[0], max: v[v.len() - 1], iqr: q(0.75) - q(0.25) })
+    }
+}
+
+#[derive(Serialize, Clone, Copy, Debug)]
+pub struct Ratio {
+    pub value: f64,
+    /// The medians differ by more than the larger of the two interquartile ranges.
+    pub beyond_noise: bool,
+}
+
+fn ratio(x: &Spread, base: &Spread) -> Ratio {
+    Ratio { value: x.median / base.median, beyond_noise: (x.median - base.median).abs() > x.iqr.max(base.iqr) }
+}
+
+#[derive(Serialize, Debug)]
+pub struct Figures {
+    pub wall_s: Spread,
+    pub user_s: Spread,
+    pub sys_s: Spread,
+    pub peak_rss: Spread,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Row {
+    #[serde(flatten)]
+    pub variant: Variant,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// None when every run failed.
+    pub figures: Option<Figures>,
+    pub wall_ratio: Option<Ratio>,
+    pub rss_ratio: Option<Ratio>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Comparison {
+    pub command: Vec<String>,
+    pub runs: u32,
+    pub warmup: u32,
+    pub baseline: String,
+    pub rows: Vec<Row>,
+}
+
+fn figures(samples: &[Sample]) -> Option<Figures> {
+    let s = |f: fn(&Sample) -> f64| Spread::of(samples.iter().map(f));
+    Some(Figures {
+        wall_s: s(|x| x.wall_s)?,
+        user_s: s(|x| x.user_s)?,
+        sys_s: s(|x| x.sys_s)?,
+        peak_rss: s(|x| x.peak_rss as f64)?,
+    })
+}
+
+impl Comparison {
+    pub fn new(command: Vec<String>, runs: u32, warmup: u32, baseline: &str, data: Vec<(Variant, Outcome)>) -> Comparison {
+        let mut rows: Vec<Row> = data
+            .into_iter()
+            .map(|(variant, outcome)| {
+                // A variant with any failed run has no figures: a failing allocator
+                // must not look fast because its failures ended early.
+                let figures = if outcome.failures.is_empty() { figures(&outcome.samples) } else { None };
+                Row { variant, outcome, figures, wall_ratio: None, rss_ratio: None }
+            })
+            .collect();
+        let base = rows.iter().find(|r| r.variant.label == baseline).and_then(|r| r.figures.as_ref().map(|f| (f.wall_s, f.peak_rss)));
+        if let Some((wall, rss)) = base {
+            for r in &mut rows {
+                if let Some(f) = &r.figures {
+                    r.wall_ratio = Some(ratio(&f.wall_s, &wall));
+                    r.rss_ratio = Some(ratio(&f.peak_rss, &rss));
+                }
+            }
+        }
+        Comparison { command, runs, warmup, baseline: baseline.to_string(), rows }
+    }
+
+    pub fn any_failed(&self) -> bool {
+        self.rows.iter().any(|r| !r.outcome.failures.is_empty())
+    }
+
+    /// A Markdown table, readable in a terminal and pasteable into a README.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        t.push_str(&format!(
+            "| variant | allocator | wall s, median (min–max) | × {b} | user s | sys s | peak RSS MiB, median (min–max) | × {b} |\n",
+            b = self.baseline
+        ));
+        t.push_str("|---|---|---|---|---|---|---|---|\n");
+        for r in &self.rows {
+            let alloc = match (&r.outcome.served_by, &r.variant.backend) {
+                (Some(s), Some(b)) if s != b => format!("{} (asked for {b}, served by {s})", r.variant.allocator),
+                _ => r.variant.allocator.clone(),
+            };
+            match &r.figures {
+                Some(f) => {
+                    let mib = |x: f64| x / (1024.0 * 1024.0);
+                    t.push_str(&format!(
+                        "| {} | {} | {:.3} ({:.3}–{:.3}) | {} | {:.3} | {:.3} | {:.1} ({:.1}–{:.1}) | {} |\n",
+                        r.variant.label,
+                        alloc,
+                        f.wall_s.median,
+                        f.wall_s.min,
+                        f.wall_s.max,
+                        show(r.wall_ratio),
+                        f.user_s.median,
+                        f.sys_s.median,
+                        mib(f.peak_rss.median),
+                        mib(f.peak_rss.min),
+                        mib(f.peak_rss.max),
+                        show(r.rss_ratio),
+                    ));
+                }
+                None => {
+                    let n = r.outcome.failures.len();
+                    let first = &r.outcome.failures[0];
+                    let tail = if first.stderr_tail.is_empty() { String::new() } else { format!("; stderr: {}", first.stderr_tail) };
+                    t.push_str(&format!(
+                        "| {} | {} | FAILED: {n} of {} runs, {}{tail} | | | | | |\n",
+                        r.variant.label,
+                        alloc,
+                        self.runs + self.warmup,
+                        first.status,
+                    ));
+                }
+            }
+        }
+        t.push_str(&format!(
+            "\n{} measured runs per variant after {} warm-up, interleaved; `*` marks a difference from {} larger than the run-to-run noise (the larger interquartile range of the two).\n",
+            self.runs, self.warmup, self.baseline
+        ));
+        t
+    }
+}
+
+fn show(r: Option<Ratio>) -> String {
+    match r {
+        Some(r) => format!("{:.2}{}", r.value, if r.beyond_noise { "*" } else { "" }),
+        None => "–".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_quartiles() {
+        let s = Spread::of([5.0, 1.0, 3.0, 2.0, 4.0].into_iter()).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.iqr), (3.0, 1.0, 5.0, 2.0));
+        let s = Spread::of([1.0, 2.0].into_iter()).unwrap();
+        assert_eq!(s.median, 1.5);
+        assert!(Spread::of(std::iter::empty()).is_none());
+    }
+
+    #[test]
+    fn noise_decides_the_mark() {
+        let base = Spread { median: 1.0, min: 0.9, max: 1.1, iqr: 0.1 };
+        assert!(!ratio(&Spread { median: 1.05, min: 1.0, max: 1.1, iqr: 0.05 }, &base).beyond_noise);
+        assert!(ratio(&Spread { median: 1.5, min: 1.4, max: 1.6, iqr: 0.05 }, &base).beyond_noise);
+    }
+}

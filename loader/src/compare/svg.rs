@@ -1,0 +1,114 @@
+//! The comparison as a self-contained SVG chart: per variant, a bar at the median and a
+//! line over the min–max range, for wall time and for peak RSS, side by side.
+use std::fmt::Write;
+
+use super::summary::{Comparison, Spread};
+
+const PALETTE: [&str; 8] = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f"];
+const WIDTH: u32 = 900;
+const LABELS: f64 = 170.0; // the variant names' column
+const PANEL: f64 = 300.0;
+const GAP: f64 = 60.0;
+const TOP: f64 = 78.0;
+const ROW: f64 = 30.0;
+
+pub fn render(c: &Comparison) -> String {
+    let height = (TOP + ROW * c.rows.len() as f64 + 50.0).ceil() as u32;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
+    let title: String = c.command.join(" ").chars().take(100).collect();
+    let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">allocshim compare: {}</text>"#, esc(&title));
+    let _ = writeln!(
+        s,
+        r##"<text x="10" y="40" fill="#555">{} runs per variant after {} warm-up, interleaved. Bar: median; line: min–max; ×: ratio to {}.</text>"##,
+        c.runs,
+        c.warmup,
+        esc(&c.baseline)
+    );
+    type Pick = fn(&super::summary::Figures) -> Spread;
+    let panels: [(&str, Pick, f64, &str); 2] = [
+        ("wall time (s)", |f| f.wall_s, 1.0, "s"),
+        ("peak RSS (MiB)", |f| f.peak_rss, 1.0 / (1024.0 * 1024.0), "MiB"),
+    ];
+    for (i, (name, pick, unit, suffix)) in panels.iter().enumerate() {
+        let x0 = LABELS + i as f64 * (PANEL + GAP);
+        let top = c.rows.iter().filter_map(|r| r.figures.as_ref()).map(|f| pick(f).max * unit).fold(0.0, f64::max);
+        let scale_max = nice(top);
+        let x = |v: f64| x0 + v * unit / scale_max * PANEL;
+        let _ = writeln!(s, r#"<text x="{x0}" y="{}" font-weight="bold">{name}</text>"#, TOP - 14.0);
+        let bottom = TOP + ROW * c.rows.len() as f64;
+        for t in 0..=4 {
+            let v = scale_max * f64::from(t) / 4.0;
+            let gx = x0 + PANEL * f64::from(t) / 4.0;
+            let _ = writeln!(s, r##"<line x1="{gx:.1}" y1="{TOP}" x2="{gx:.1}" y2="{bottom}" stroke="#ddd"/>"##);
+            let _ = writeln!(s, r##"<text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##, bottom + 16.0, tick(v));
+        }
+        for (j, r) in c.rows.iter().enumerate() {
+            let y = TOP + ROW * j as f64;
+            let colour = PALETTE[j % PALETTE.len()];
+            if i == 0 {
+                let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, LABELS - 10.0, y + 19.0, esc(&r.variant.label));
+            }
+            let Some(f) = &r.figures else {
+                let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" fill="#c00">failed</text>"##, x0 + 4.0, y + 19.0);
+                continue;
+            };
+            let sp = pick(f);
+            let ratio = if i == 0 { r.wall_ratio } else { r.rss_ratio };
+            let _ = writeln!(
+                s,
+                r#"<rect x="{x0}" y="{:.1}" width="{:.1}" height="16" fill="{colour}"><title>{}: median {:.3} {suffix}</title></rect>"#,
+                y + 7.0,
+                x(sp.median) - x0,
+                esc(&r.variant.label),
+                sp.median * unit
+            );
+            let (a, b, cy) = (x(sp.min), x(sp.max), y + 15.0);
+            let _ = writeln!(s, r##"<path d="M{a:.1} {cy}H{b:.1}M{a:.1} {:.1}V{:.1}M{b:.1} {:.1}V{:.1}" stroke="#222" fill="none"/>"##, cy - 5.0, cy + 5.0, cy - 5.0, cy + 5.0);
+            let label = match ratio {
+                Some(q) => format!("{} ×{:.2}{}", tick(sp.median * unit), q.value, if q.beyond_noise { "*" } else { "" }),
+                None => tick(sp.median * unit),
+            };
+            let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, b.max(x(sp.median)) + 6.0, y + 19.0, esc(&label));
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The smallest of 1, 2, 5 × 10^k at or above `v`, so the axis reads in round numbers.
+fn nice(v: f64) -> f64 {
+    if !(v > 0.0) || !v.is_finite() {
+        return 1.0;
+    }
+    let p = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * p).find(|&c| c >= v).unwrap_or(10.0 * p)
+}
+
+fn tick(v: f64) -> String {
+    match v {
+        v if v.fract() == 0.0 || v >= 100.0 => format!("{v:.0}"),
+        v if v >= 10.0 => format!("{v:.1}"),
+        v if v >= 1.0 => format!("{v:.2}"),
+        v => format!("{v:.3}"),
+    }
+}
+
+fn esc(t: &str) -> String {
+    t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn nice_rounds_up() {
+        assert_eq!(super::nice(0.73), 1.0);
+        assert_eq!(super::nice(1.2), 2.0);
+        assert_eq!(super::nice(37.0), 50.0);
+        assert_eq!(super::nice(0.0), 1.0);
+    }
+}
