@@ -11,6 +11,7 @@ pub struct Spread {
     pub max: f64,
     /// Interquartile range: the run-to-run noise of this variant.
     pub iqr: f64,
+    pub n: usize,
 }
 
 impl Spread {
@@ -26,7 +27,7 @@ impl Spread {
             let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
             v[lo] + (v[hi] - v[lo]) * (x - lo as f64)
         };
-        Some(Spread { median: q(0.5), min: v[0], max: v[v.len() - 1], iqr: q(0.75) - q(0.25) })
+        Some(Spread { median: q(0.5), min: v[0], max: v[v.len() - 1], iqr: q(0.75) - q(0.25), n: v.len() })
     }
 }
 
@@ -34,11 +35,15 @@ impl Spread {
 pub struct Ratio {
     pub value: f64,
     /// The medians differ by more than the larger of the two interquartile ranges.
+    /// Never claimed with fewer than 3 runs, where there is no measure of noise.
     pub beyond_noise: bool,
 }
 
+pub const MIN_RUNS_FOR_NOISE: usize = 3;
+
 fn ratio(x: &Spread, base: &Spread) -> Ratio {
-    Ratio { value: x.median / base.median, beyond_noise: (x.median - base.median).abs() > x.iqr.max(base.iqr) }
+    let enough = x.n.min(base.n) >= MIN_RUNS_FOR_NOISE;
+    Ratio { value: x.median / base.median, beyond_noise: enough && (x.median - base.median).abs() > x.iqr.max(base.iqr) }
 }
 
 #[derive(Serialize, Debug)]
@@ -103,6 +108,12 @@ impl Comparison {
         Comparison { command, runs, warmup, baseline: baseline.to_string(), rows }
     }
 
+    /// "5 measured runs per variant after 1 warm-up run, interleaved"
+    pub fn plan_text(&self) -> String {
+        let runs = |n: u32, what: &str| format!("{n} {what}run{}", if n == 1 { "" } else { "s" });
+        format!("{} per variant after {}, interleaved", runs(self.runs, "measured "), runs(self.warmup, "warm-up "))
+    }
+
     pub fn any_failed(&self) -> bool {
         self.rows.iter().any(|r| !r.outcome.failures.is_empty())
     }
@@ -153,10 +164,7 @@ impl Comparison {
                 }
             }
         }
-        t.push_str(&format!(
-            "\n{} measured runs per variant after {} warm-up, interleaved; `*` marks a difference from {} larger than the run-to-run noise (the larger interquartile range of the two).\n",
-            self.runs, self.warmup, self.baseline
-        ));
+        t.push_str(&format!("\n{}; `*` marks a difference from {} larger than the run-to-run noise (the larger interquartile range of the two; needs {MIN_RUNS_FOR_NOISE} or more runs).\n", self.plan_text(), self.baseline));
         t
     }
 }
@@ -183,8 +191,9 @@ mod tests {
 
     #[test]
     fn noise_decides_the_mark() {
-        let base = Spread { median: 1.0, min: 0.9, max: 1.1, iqr: 0.1 };
-        assert!(!ratio(&Spread { median: 1.05, min: 1.0, max: 1.1, iqr: 0.05 }, &base).beyond_noise);
-        assert!(ratio(&Spread { median: 1.5, min: 1.4, max: 1.6, iqr: 0.05 }, &base).beyond_noise);
+        let base = Spread { median: 1.0, min: 0.9, max: 1.1, iqr: 0.1, n: 5 };
+        assert!(!ratio(&Spread { median: 1.05, min: 1.0, max: 1.1, iqr: 0.05, n: 5 }, &base).beyond_noise);
+        assert!(ratio(&Spread { median: 1.5, min: 1.4, max: 1.6, iqr: 0.05, n: 5 }, &base).beyond_noise);
+        assert!(!ratio(&Spread { median: 1.5, min: 1.5, max: 1.5, iqr: 0.0, n: 1 }, &base).beyond_noise);
     }
 }

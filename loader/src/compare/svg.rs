@@ -24,9 +24,8 @@ pub fn render(c: &Comparison) -> String {
     let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">allocshim compare: {}</text>"#, esc(&title));
     let _ = writeln!(
         s,
-        r##"<text x="10" y="40" fill="#555">{} runs per variant after {} warm-up, interleaved. Bar: median; line: min–max; ×: ratio to {}.</text>"##,
-        c.runs,
-        c.warmup,
+        r##"<text x="10" y="40" fill="#555">{}. Bar: median; line: min–max; ×: ratio to {} (* beyond run-to-run noise).</text>"##,
+        c.plan_text(),
         esc(&c.baseline)
     );
     type Pick = fn(&super::summary::Figures) -> Spread;
@@ -37,15 +36,18 @@ pub fn render(c: &Comparison) -> String {
     for (i, (name, pick, unit, suffix)) in panels.iter().enumerate() {
         let x0 = LABELS + i as f64 * (PANEL + GAP);
         let top = c.rows.iter().filter_map(|r| r.figures.as_ref()).map(|f| pick(f).max * unit).fold(0.0, f64::max);
-        let scale_max = nice(top);
+        // Headroom so the value label after the longest bar stays inside the panel.
+        let step = nice(top * 1.4 / 4.0);
+        let scale_max = step * 4.0;
+        let decimals = decimals(step);
         let x = |v: f64| x0 + v * unit / scale_max * PANEL;
         let _ = writeln!(s, r#"<text x="{x0}" y="{}" font-weight="bold">{name}</text>"#, TOP - 14.0);
         let bottom = TOP + ROW * c.rows.len() as f64;
         for t in 0..=4 {
-            let v = scale_max * f64::from(t) / 4.0;
+            let v = step * f64::from(t);
             let gx = x0 + PANEL * f64::from(t) / 4.0;
             let _ = writeln!(s, r##"<line x1="{gx:.1}" y1="{TOP}" x2="{gx:.1}" y2="{bottom}" stroke="#ddd"/>"##);
-            let _ = writeln!(s, r##"<text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##, bottom + 16.0, tick(v));
+            let _ = writeln!(s, r##"<text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{v:.decimals$}</text>"##, bottom + 16.0);
         }
         for (j, r) in c.rows.iter().enumerate() {
             let y = TOP + ROW * j as f64;
@@ -70,8 +72,8 @@ pub fn render(c: &Comparison) -> String {
             let (a, b, cy) = (x(sp.min), x(sp.max), y + 15.0);
             let _ = writeln!(s, r##"<path d="M{a:.1} {cy}H{b:.1}M{a:.1} {:.1}V{:.1}M{b:.1} {:.1}V{:.1}" stroke="#222" fill="none"/>"##, cy - 5.0, cy + 5.0, cy - 5.0, cy + 5.0);
             let label = match ratio {
-                Some(q) => format!("{} ×{:.2}{}", tick(sp.median * unit), q.value, if q.beyond_noise { "*" } else { "" }),
-                None => tick(sp.median * unit),
+                Some(q) => format!("{} ×{:.2}{}", value(sp.median * unit), q.value, if q.beyond_noise { "*" } else { "" }),
+                None => value(sp.median * unit),
             };
             let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, b.max(x(sp.median)) + 6.0, y + 19.0, esc(&label));
         }
@@ -80,18 +82,29 @@ pub fn render(c: &Comparison) -> String {
     s
 }
 
-/// The smallest of 1, 2, 5 × 10^k at or above `v`, so the axis reads in round numbers.
+/// The smallest of 1, 2, 2.5, 5 × 10^k at or above `v`: a tick step that makes every
+/// tick a round number.
 fn nice(v: f64) -> f64 {
     if !(v > 0.0) || !v.is_finite() {
         return 1.0;
     }
     let p = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * p).find(|&c| c >= v).unwrap_or(10.0 * p)
+    [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * p).find(|&c| c >= v).unwrap_or(10.0 * p)
 }
 
-fn tick(v: f64) -> String {
+/// Just enough decimals to print every multiple of `step` exactly (2.5 needs one).
+fn decimals(step: f64) -> usize {
+    (0..6).find(|&d| {
+        let scaled = step * 10f64.powi(d as i32);
+        (scaled - scaled.round()).abs() < 1e-6 * scaled.max(1.0)
+    })
+    .unwrap_or(6)
+}
+
+/// Three significant digits, enough to tell the bars apart.
+fn value(v: f64) -> String {
     match v {
-        v if v.fract() == 0.0 || v >= 100.0 => format!("{v:.0}"),
+        v if v >= 100.0 => format!("{v:.0}"),
         v if v >= 10.0 => format!("{v:.1}"),
         v if v >= 1.0 => format!("{v:.2}"),
         v => format!("{v:.3}"),
@@ -109,6 +122,15 @@ mod tests {
         assert_eq!(super::nice(0.73), 1.0);
         assert_eq!(super::nice(1.2), 2.0);
         assert_eq!(super::nice(37.0), 50.0);
+        assert_eq!(super::nice(21.7), 25.0);
         assert_eq!(super::nice(0.0), 1.0);
+    }
+
+    #[test]
+    fn ticks_print_exactly() {
+        assert_eq!(super::decimals(2.5), 1);
+        assert_eq!(super::decimals(25.0), 0);
+        assert_eq!(super::decimals(0.25), 2);
+        assert_eq!(super::decimals(0.05), 2);
     }
 }
