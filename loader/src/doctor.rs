@@ -177,6 +177,7 @@ fn check_preload(f: &mut Findings, preload: Option<&OsStr>) -> Option<PathBuf> {
     }
     let entries: Vec<&str> = raw.split([' ', ':']).filter(|e| !e.is_empty()).collect();
     let mut ours = None;
+    let mut misseparated = false;
     let mut seen = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let name = Path::new(e).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -186,10 +187,14 @@ fn check_preload(f: &mut Findings, preload: Option<&OsStr>) -> Option<PathBuf> {
         }
         seen.push(e);
         if e.contains([';', ',']) {
+            // One bad name to ld.so; what the user meant is clear, so say that instead
+            // of judging the pieces.
+            misseparated = true;
             f.problem(
-                format!("LD_PRELOAD entry \"{e}\" contains ';' or ',': ld.so reads it as one file name"),
+                format!("LD_PRELOAD entry \"{e}\" contains ';' or ',': ld.so reads it as one file name and cannot load it"),
                 format!("separate entries with ':' or spaces: LD_PRELOAD=\"{}\"", entries.join(":").replace([';', ','], ":")),
             );
+            continue;
         } else if !Path::new(e).exists() {
             f.problem(
                 format!("LD_PRELOAD entry {e} does not exist: ld.so prints \"cannot be preloaded\" and skips it"),
@@ -213,7 +218,7 @@ fn check_preload(f: &mut Findings, preload: Option<&OsStr>) -> Option<PathBuf> {
         }
     }
     match (&ours, entries.iter().position(|e| e.ends_with(locate::FILE_NAME))) {
-        (None, _) => f.problem(format!("LD_PRELOAD does not name {}", locate::FILE_NAME), how_to_enable),
+        (None, _) if !misseparated => f.problem(format!("LD_PRELOAD does not name {}", locate::FILE_NAME), how_to_enable),
         (Some(p), Some(i)) if i > 0 => f.note(
             format!("LD_PRELOAD names {} but not first", p.display()),
             "put liballocshim.so first, so that no library before it can define malloc",
@@ -277,7 +282,7 @@ fn check_selection(f: &mut Findings, lib: &Path, env: &[(OsString, OsString)]) {
         Err(e) => return f.problem(format!("{e:#}"), "rebuild or reinstall the library for this machine"),
     };
     let asked = !report.reason.starts_with("default");
-    let text = format!("this environment selects {} {} ({})", report.active.name, report.active.version, report.reason);
+    let text = format!("with this environment the library selects {} {} ({})", report.active.name, report.active.version, report.reason);
     if asked {
         f.ok(text);
     } else {
