@@ -44,6 +44,16 @@ pub fn lib() -> PathBuf {
     path
 }
 
+/// The `allocshim` command under test: $ALLOCSHIM_CLI, or the debug build in this
+/// workspace (scripts/test builds it).
+pub fn cli() -> PathBuf {
+    let path = std::env::var_os("ALLOCSHIM_CLI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/debug/allocshim"));
+    assert!(path.is_file(), "{} does not exist: build it with `cargo build -p allocshim-loader` (or run scripts/test)", path.display());
+    path
+}
+
 /// The variable and value a user sets to pick `backend` the buildpack way.
 pub fn enable_var(backend: &str) -> Option<(String, &'static str)> {
     (backend != "system").then(|| (format!("{}_ENABLED", backend.to_uppercase()), "true"))
@@ -70,6 +80,9 @@ pub fn c_program(name: &str) -> PathBuf {
             compile_shared(&src.join(format!("{lib}.c")), &out.join(format!("{lib}.so")));
         }
         cc.arg("-L").arg(&out).arg("-learly").arg(format!("-Wl,-rpath,{}", out.display()));
+    }
+    if name == "static" {
+        cc.arg("-static");
     }
     cc.arg("-ldl");
     let status = cc.status().expect("running cc");

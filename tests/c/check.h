@@ -16,7 +16,7 @@ static int failures __attribute__((unused));
 
 /* The active backend's name through the library's query API, or "none" when the
  * library is not loaded. */
-static const char *active_backend(void) {
+__attribute__((unused)) static const char *active_backend(void) {
     int (*active)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "allocshim_active");
     const char *(*name)(int) = (const char *(*)(int))dlsym(RTLD_DEFAULT, "allocshim_backend_name");
     if (!active || !name) return "none";
