@@ -96,3 +96,12 @@ fn no_dynamic_tls_or_plt_calls_into_backends_on_the_hot_path() {
         }
     }
 }
+
+#[test]
+fn backends_are_release_builds_without_their_debug_assertions() {
+    // snmalloc-sys leaves NDEBUG undefined on Linux; .cargo/config.toml defines it.
+    // With snmalloc's assertions on, its malloc/free took 1.5x as long (scripts/bench).
+    let strings = tool("strings", &["-a"]);
+    let asserts: Vec<&str> = strings.lines().filter(|l| l.contains("assert fail")).collect();
+    assert!(asserts.is_empty(), "assertion messages compiled in: {asserts:?}");
+}
