@@ -1,19 +1,21 @@
 //! Running one command many times under several variants, interleaved, and measuring
 //! each run with `wait4`: wall time, CPU time and peak RSS of the process tree.
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Read;
-use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One way of running the command.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Variant {
     pub label: String,
     /// What serves malloc, for people: "jemalloc 5.3.1", "glibc (nothing preloaded)".
@@ -24,28 +26,57 @@ pub struct Variant {
     pub backend: Option<String>,
 }
 
-#[derive(Serialize, Clone, Copy, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Sample {
     pub wall_s: f64,
     pub user_s: f64,
     pub sys_s: f64,
     /// The largest resident set of any one process in the tree, in bytes.
     pub peak_rss: u64,
+    /// Figures the command measured itself (see `METRIC`), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
 }
 
-#[derive(Serialize, Clone, Debug)]
+/// A command may report its own figures, e.g. time per operation excluding its
+/// start-up, by printing `allocshim-metric NAME VALUE [UNIT]` lines on stdout; the
+/// rest of its stdout is discarded.
+pub const METRIC: &str = "allocshim-metric ";
+
+/// Reads the metric lines of one run's stdout; lines that do not parse are ignored
+/// (and so show up as missing samples rather than as made-up values).
+pub fn parse_metrics(stdout: &str, units: &mut BTreeMap<String, String>) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in stdout.lines() {
+        let Some(rest) = line.strip_prefix(METRIC) else { continue };
+        let mut words = rest.split_whitespace();
+        let (Some(name), Some(value)) = (words.next(), words.next()) else { continue };
+        let Ok(value) = value.parse::<f64>() else { continue };
+        if !value.is_finite() {
+            continue;
+        }
+        units.entry(name.to_string()).or_insert_with(|| words.next().unwrap_or("").to_string());
+        out.insert(name.to_string(), value);
+    }
+    out
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Failure {
     pub status: String,
     pub stderr_tail: String,
 }
 
-#[derive(Serialize, Default, Debug)]
+#[derive(Serialize, Deserialize, Default, Debug)]
 pub struct Outcome {
     pub samples: Vec<Sample>,
     pub failures: Vec<Failure>,
     /// For liballocshim variants, the backend the library itself reported serving
     /// (ALLOCSHIM_VERBOSE), which may differ from the one asked for (a refusal).
     pub served_by: Option<String>,
+    /// The unit of each metric the command reported, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metric_units: BTreeMap<String, String>,
 }
 
 pub struct Plan<'a> {
@@ -68,11 +99,12 @@ pub fn run(plan: &Plan) -> Result<Vec<Outcome>> {
             .progress_chars("=> "),
     );
     let mut outcomes: Vec<Outcome> = plan.variants.iter().map(|_| Outcome::default()).collect();
-    let stderr_file = std::env::temp_dir().join(format!("allocshim-compare-{}.stderr", std::process::id()));
+    let tmp = |what: &str| std::env::temp_dir().join(format!("allocshim-compare-{}.{what}", std::process::id()));
+    let (stdout_file, stderr_file) = (tmp("stdout"), tmp("stderr"));
     for round in 0..rounds {
         for (v, out) in plan.variants.iter().zip(&mut outcomes) {
             bar.set_message(format!("{} ({})", v.label, if round < plan.warmup { "warm-up" } else { "measured" }));
-            let (result, served_by) = once(v, plan, &stderr_file)?;
+            let (result, served_by) = once(v, plan, &stdout_file, &stderr_file, &mut out.metric_units)?;
             if out.served_by.is_none() {
                 out.served_by = served_by;
             }
@@ -88,15 +120,17 @@ pub fn run(plan: &Plan) -> Result<Vec<Outcome>> {
         }
     }
     bar.finish_and_clear();
+    let _ = std::fs::remove_file(&stdout_file);
     let _ = std::fs::remove_file(&stderr_file);
     Ok(outcomes)
 }
 
 type Once = (std::result::Result<Sample, Failure>, Option<String>);
 
-fn once(v: &Variant, plan: &Plan, stderr_path: &std::path::Path) -> Result<Once> {
+fn once(v: &Variant, plan: &Plan, stdout_path: &Path, stderr_path: &Path, units: &mut BTreeMap<String, String>) -> Result<Once> {
     let mut cmd = Command::new(&plan.cmd[0]);
-    cmd.args(&plan.cmd[1..]).stdin(Stdio::null()).stdout(Stdio::null());
+    let stdout = File::create(stdout_path).with_context(|| format!("cannot create {}", stdout_path.display()))?;
+    cmd.args(&plan.cmd[1..]).stdin(Stdio::null()).stdout(stdout);
     match &v.preload {
         Some(lib) => cmd.env("LD_PRELOAD", lib),
         None => cmd.env_remove("LD_PRELOAD"),
@@ -104,9 +138,18 @@ fn once(v: &Variant, plan: &Plan, stderr_path: &std::path::Path) -> Result<Once>
     if let Some(b) = &v.backend {
         cmd.env("ALLOCSHIM_BACKEND", b).env("ALLOCSHIM_VERBOSE", "1").env_remove("ALLOCSHIM_STATS");
     }
-    let stderr = std::fs::File::create(stderr_path).with_context(|| format!("cannot create {}", stderr_path.display()))?;
+    let stderr = File::create(stderr_path).with_context(|| format!("cannot create {}", stderr_path.display()))?;
     cmd.stderr(stderr);
 
+    // Traced, so that the child stops once more just before it exits: see `wait_traced`.
+    // If tracing is not allowed here, the child runs untraced and only rusage is used.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::ptrace(libc::PTRACE_TRACEME, 0, std::ptr::null_mut::<libc::c_void>(), std::ptr::null_mut::<libc::c_void>());
+            Ok(())
+        });
+    }
+    let floor = own_hwm();
     let start = Instant::now();
     let child = cmd.spawn().with_context(|| format!("cannot run {}", plan.cmd[0].to_string_lossy()))?;
     let pid = child.id() as libc::pid_t;
@@ -120,10 +163,7 @@ fn once(v: &Variant, plan: &Plan, stderr_path: &std::path::Path) -> Result<Once>
         }
         expired
     });
-    let mut status = 0;
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // std's Child is not used to wait: wait4 is what returns the tree's rusage.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let (r, status, ru, top_hwm) = wait_traced(pid);
     let wall = start.elapsed();
     let _ = done.send(());
     let timed_out = watchdog.join().unwrap_or(false);
@@ -133,7 +173,7 @@ fn once(v: &Variant, plan: &Plan, stderr_path: &std::path::Path) -> Result<Once>
     }
 
     let mut text = String::new();
-    std::fs::File::open(stderr_path)?.take(1 << 20).read_to_string(&mut text).ok();
+    File::open(stderr_path)?.take(1 << 20).read_to_string(&mut text).ok();
     let served_by = text.lines().find_map(|l| l.strip_prefix("allocshim: backend ")).and_then(|r| r.split_whitespace().next()).map(String::from);
 
     let status = std::process::ExitStatus::from_raw(status);
@@ -143,16 +183,72 @@ fn once(v: &Variant, plan: &Plan, stderr_path: &std::path::Path) -> Result<Once>
         let tail = tail[tail.len().saturating_sub(3)..].join(" | ");
         return Ok((Err(Failure { status: why, stderr_tail: tail }), served_by));
     }
+    let mut out = String::new();
+    File::open(stdout_path)?.take(1 << 20).read_to_string(&mut out).ok();
+    let metrics = parse_metrics(&out, units);
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ok((
         Ok(Sample {
             wall_s: wall.as_secs_f64(),
             user_s: secs(ru.ru_utime),
             sys_s: secs(ru.ru_stime),
-            peak_rss: ru.ru_maxrss.max(0) as u64 * 1024,
+            peak_rss: peak_rss(ru.ru_maxrss.max(0) as u64 * 1024, top_hwm, floor),
+            metrics,
         }),
         served_by,
     ))
+}
+
+/// Waits for the child, letting it run through its ptrace stops (passing on any signal
+/// it receives), and reads its own peak RSS (VmHWM) at the stop just before it exits.
+/// Returns wait4's result, the status, the tree's rusage and that VmHWM, if read.
+fn wait_traced(pid: libc::pid_t) -> (libc::pid_t, i32, libc::rusage, Option<u64>) {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut status = 0;
+    let mut hwm = None;
+    let null = std::ptr::null_mut::<libc::c_void>();
+    loop {
+        // std's Child is not used to wait: wait4 is what returns the tree's rusage.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r != pid || !libc::WIFSTOPPED(status) {
+            return (r, status, ru, hwm);
+        }
+        let sig = libc::WSTOPSIG(status);
+        let deliver = if status >> 16 == libc::PTRACE_EVENT_EXIT {
+            hwm = vm_hwm(&format!("/proc/{pid}/status"));
+            0
+        } else if sig == libc::SIGTRAP && hwm.is_none() {
+            // The stop after execve: from now on, stop once more at exit.
+            unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, null, libc::PTRACE_O_TRACEEXIT as usize as *mut libc::c_void) };
+            0
+        } else {
+            sig
+        };
+        unsafe { libc::ptrace(libc::PTRACE_CONT, pid, null, deliver as usize as *mut libc::c_void) };
+    }
+}
+
+/// The peak RSS of the tree. rusage's figure cannot go below the RSS of this process
+/// at the time of the fork (the kernel counts the image the child replaced at exec),
+/// so for a command smaller than `allocshim` itself it would show our size, not the
+/// command's. There, the command's own VmHWM read at its exit is the answer.
+fn peak_rss(rusage: u64, top_hwm: Option<u64>, floor: Option<u64>) -> u64 {
+    match (top_hwm, floor) {
+        (Some(top), Some(floor)) if rusage <= floor => top,
+        (Some(top), _) => rusage.max(top),
+        (None, _) => rusage,
+    }
+}
+
+fn own_hwm() -> Option<u64> {
+    vm_hwm("/proc/self/status")
+}
+
+/// VmHWM from a /proc status file, in bytes.
+fn vm_hwm(path: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let kib: u64 = text.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn describe(status: std::process::ExitStatus) -> String {
@@ -163,5 +259,18 @@ fn describe(status: std::process::ExitStatus) -> String {
             format!("killed by signal {s} ({name})")
         }
         _ => status.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metric_lines_are_read_and_the_rest_ignored() {
+        let mut units = Default::default();
+        let m = super::parse_metrics("hello\nallocshim-metric ns_per_op 23.5 ns\nallocshim-metric bad x\nallocshim-metric final_rss 1024\n", &mut units);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m["ns_per_op"], 23.5);
+        assert_eq!(units["ns_per_op"], "ns");
+        assert_eq!(units["final_rss"], "");
     }
 }
