@@ -221,7 +221,12 @@ fn compare_reports_every_backend_with_sane_figures_and_a_chart_that_renders() {
         assert!(wall > 0.0 && wall < 60.0, "{label}: wall {wall}");
         assert!(rss > 256.0 * 1024.0 && rss < 1024.0 * 1024.0 * 1024.0, "{label}: peak RSS {rss}");
         assert!(f["wall_s"]["min"].as_f64().unwrap() <= wall && wall <= f["wall_s"]["max"].as_f64().unwrap());
+        // The program's own figure (an `allocshim-metric` line), read from every run.
+        assert_eq!(f["metrics"]["operations"]["median"].as_f64(), Some(300000.0), "{label}: {f}");
+        assert_eq!(f["metrics"]["operations"]["n"].as_u64(), Some(3), "{label}");
     }
+    assert_eq!(c["metric_units"]["operations"], "ops");
+    assert!(out.stdout.contains("operations ops, median (min–max)"), "no metric column:\n{}", out.stdout);
     assert_eq!(rows[0]["label"], "system");
     assert_eq!(rows[0]["wall_ratio"]["value"].as_f64(), Some(1.0));
 
@@ -231,6 +236,63 @@ fn compare_reports_every_backend_with_sane_figures_and_a_chart_that_renders() {
     assert!(png.len() > 2000, "PNG too small to hold a chart");
     // 900 wide; 78 header + 30 per variant + 50 axis.
     assert_eq!(png_size(&png), (900, 78 + 30 * BACKENDS.len() as u32 + 50));
+}
+
+#[test]
+fn compare_measures_the_peak_rss_of_the_command_not_of_allocshim() {
+    // rusage alone would report at least allocshim's own size for a tiny command (the
+    // kernel counts the image exec replaced); /bin/true itself needs far less.
+    let dir = c_artifact("compare-true");
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("true.json");
+    allocshim(&["compare", "--runs", "3", "--backends", "system", "--variant", "none=", "--json", json.to_str().unwrap(), "--", "true"]).success().unwrap();
+    let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let own = status_kib(std::process::id(), "VmHWM");
+    for r in c["rows"].as_array().unwrap() {
+        let kib = r["figures"]["peak_rss"]["median"].as_f64().unwrap() / 1024.0;
+        assert!(kib > 300.0 && kib < 4096.0, "{}: /bin/true peak RSS {kib} KiB", r["label"]);
+        assert!(own == 0 || kib < own as f64, "{}: {kib} KiB is not below this test's own {own} KiB", r["label"]);
+    }
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn summarize_puts_several_comparisons_side_by_side_with_a_chart() {
+    let churn = c_program("churn");
+    let dir = c_artifact("summarize");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut results = Vec::new();
+    for (name, ops) in [("small", "20000"), ("large", "200000")] {
+        let json = dir.join(format!("{name}.json"));
+        allocshim(&["compare", "--runs", "2", "--warmup", "0", "--backends", "system,jemalloc", "--json", json.to_str().unwrap(), "--", churn.to_str().unwrap(), ops])
+            .success()
+            .unwrap();
+        results.push(format!("{name}={}", json.display()));
+    }
+    let svg = dir.join("s.svg");
+    let mut args = vec!["summarize", "--pair", "jemalloc/system", "--time-metric", "no-such-metric", "--svg", svg.to_str().unwrap()];
+    args.extend(results.iter().map(String::as_str));
+    let out = allocshim(&args).success().unwrap();
+    for name in ["small (wall)", "large (wall)"] {
+        let row = out.stdout.lines().find(|l| l.starts_with(&format!("| {name} |"))).unwrap_or_else(|| panic!("no row {name}:\n{}", out.stdout));
+        assert!(row.contains(" ms)"), "{row}");
+    }
+    assert!(out.stdout.contains("| jemalloc / system |"), "{}", out.stdout);
+    assert!(out.stdout.contains("KiB)"), "{}", out.stdout);
+    let png = dir.join("s.png");
+    assert!(Command::new("rsvg-convert").arg(&svg).arg("-o").arg(&png).status().unwrap().success());
+    let (w, h) = png_size(&std::fs::read(&png).unwrap());
+    assert_eq!(w, 900);
+    assert!(h > 150, "chart height {h}");
+
+    let mut bad = vec!["summarize", "--pair", "jemalloc/tcmalloc"];
+    bad.extend(results.iter().map(String::as_str));
+    refused(&allocshim(&bad).output(), 2, "no result has a variant labelled tcmalloc (there are: jemalloc, system)");
+    refused(&allocshim(&["summarize", "--pair", "a/b", "/nope.json"]).output(), 2, "cannot read /nope.json");
 }
 
 #[test]

@@ -55,6 +55,8 @@ enum Command {
     },
     /// Run CMD under each backend, interleaved, and compare time and peak RSS.
     Compare(compare::Args),
+    /// Several `compare --json` results side by side: ratios between pairs of variants.
+    Summarize(compare::summarize::Args),
     /// Internal: run with the library preloaded, report what it says about itself.
     #[command(name = "__probe", hide = true)]
     Probe { lib: PathBuf },
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Command::Info { json } => info::main(json),
         Command::Doctor { pid, cmd } => doctor::main(pid, &cmd),
         Command::Compare(args) => compare::main(args),
+        Command::Summarize(args) => compare::summarize::main(args),
         Command::Probe { lib } => probe::child(&lib),
     };
     match result {

@@ -25,5 +25,7 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < LIVE; i++) free(ring[i]);
     printf("churn: %ld operations, %d failures\n", ops, failures);
+    /* Read back by `allocshim compare` (its metric lines). */
+    printf("allocshim-metric operations %ld ops\n", ops);
     return failures != 0;
 }

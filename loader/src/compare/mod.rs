@@ -2,6 +2,7 @@
 //! interleaved, with medians, ranges and ratios, as a table, JSON and an SVG chart.
 //! `scripts/bench` drives this same engine.
 pub mod measure;
+pub mod summarize;
 pub mod summary;
 pub mod svg;
 

@@ -1,10 +1,12 @@
 //! From samples to the figures people read: medians with ranges, ratios to the
 //! baseline, and whether a difference stands out from the run-to-run noise.
-use serde::Serialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use super::measure::{Outcome, Sample, Variant};
 
-#[derive(Serialize, Clone, Copy, Debug, Default)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default)]
 pub struct Spread {
     pub median: f64,
     pub min: f64,
@@ -31,7 +33,7 @@ impl Spread {
     }
 }
 
-#[derive(Serialize, Clone, Copy, Debug)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug)]
 pub struct Ratio {
     pub value: f64,
     /// The medians differ by more than the larger of the two interquartile ranges.
@@ -41,20 +43,23 @@ pub struct Ratio {
 
 pub const MIN_RUNS_FOR_NOISE: usize = 3;
 
-fn ratio(x: &Spread, base: &Spread) -> Ratio {
+pub fn ratio(x: &Spread, base: &Spread) -> Ratio {
     let enough = x.n.min(base.n) >= MIN_RUNS_FOR_NOISE;
     Ratio { value: x.median / base.median, beyond_noise: enough && (x.median - base.median).abs() > x.iqr.max(base.iqr) }
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct Figures {
     pub wall_s: Spread,
     pub user_s: Spread,
     pub sys_s: Spread,
     pub peak_rss: Spread,
+    /// The command's own figures (`allocshim-metric` lines), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, Spread>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct Row {
     #[serde(flatten)]
     pub variant: Variant,
@@ -64,14 +69,19 @@ pub struct Row {
     pub figures: Option<Figures>,
     pub wall_ratio: Option<Ratio>,
     pub rss_ratio: Option<Ratio>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metric_ratios: BTreeMap<String, Ratio>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct Comparison {
     pub command: Vec<String>,
     pub runs: u32,
     pub warmup: u32,
     pub baseline: String,
+    /// Every metric the command reported in any run, with its unit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metric_units: BTreeMap<String, String>,
     pub rows: Vec<Row>,
 }
 
@@ -82,6 +92,11 @@ fn figures(samples: &[Sample]) -> Option<Figures> {
         user_s: s(|x| x.user_s)?,
         sys_s: s(|x| x.sys_s)?,
         peak_rss: s(|x| x.peak_rss as f64)?,
+        metrics: samples
+            .iter()
+            .flat_map(|x| x.metrics.keys())
+            .map(|name| (name.clone(), Spread::of(samples.iter().filter_map(|x| x.metrics.get(name).copied())).expect("name seen")))
+            .collect(),
     })
 }
 
@@ -93,19 +108,21 @@ impl Comparison {
                 // A variant with any failed run has no figures: a failing allocator
                 // must not look fast because its failures ended early.
                 let figures = if outcome.failures.is_empty() { figures(&outcome.samples) } else { None };
-                Row { variant, outcome, figures, wall_ratio: None, rss_ratio: None }
+                Row { variant, outcome, figures, wall_ratio: None, rss_ratio: None, metric_ratios: BTreeMap::new() }
             })
             .collect();
-        let base = rows.iter().find(|r| r.variant.label == baseline).and_then(|r| r.figures.as_ref().map(|f| (f.wall_s, f.peak_rss)));
-        if let Some((wall, rss)) = base {
+        let metric_units: BTreeMap<String, String> = rows.iter().flat_map(|r| r.outcome.metric_units.clone()).collect();
+        let base = rows.iter().find(|r| r.variant.label == baseline).and_then(|r| r.figures.as_ref().map(|f| (f.wall_s, f.peak_rss, f.metrics.clone())));
+        if let Some((wall, rss, metrics)) = base {
             for r in &mut rows {
                 if let Some(f) = &r.figures {
                     r.wall_ratio = Some(ratio(&f.wall_s, &wall));
                     r.rss_ratio = Some(ratio(&f.peak_rss, &rss));
+                    r.metric_ratios = f.metrics.iter().filter_map(|(k, v)| Some((k.clone(), ratio(v, metrics.get(k)?)))).collect();
                 }
             }
         }
-        Comparison { command, runs, warmup, baseline: baseline.to_string(), rows }
+        Comparison { command, runs, warmup, baseline: baseline.to_string(), metric_units, rows }
     }
 
     /// "5 measured runs per variant after 1 warm-up run, interleaved"
@@ -121,11 +138,17 @@ impl Comparison {
     /// A Markdown table, readable in a terminal and pasteable into a README.
     pub fn table(&self) -> String {
         let mut t = String::new();
-        t.push_str(&format!(
-            "| variant | allocator | wall s, median (min–max) | × {b} | user s | sys s | peak RSS MiB, median (min–max) | × {b} |\n",
-            b = self.baseline
-        ));
-        t.push_str("|---|---|---|---|---|---|---|---|\n");
+        let b = &self.baseline;
+        let mut head = format!("| variant | allocator | wall s, median (min–max) | × {b} | user s | sys s | peak RSS MiB, median (min–max) | × {b} |");
+        for (name, unit) in &self.metric_units {
+            let unit = if unit.is_empty() { String::new() } else { format!(" {unit}") };
+            head.push_str(&format!(" {name}{unit}, median (min–max) | × {b} |"));
+        }
+        let columns = 8 + 2 * self.metric_units.len();
+        t.push_str(&head);
+        t.push('\n');
+        t.push_str(&"|---".repeat(columns));
+        t.push_str("|\n");
         for r in &self.rows {
             let alloc = match (&r.outcome.served_by, &r.variant.backend) {
                 (Some(s), Some(b)) if s != b => format!("{} (asked for {b}, served by {s})", r.variant.allocator),
@@ -149,17 +172,26 @@ impl Comparison {
                         mib(f.peak_rss.max),
                         show(r.rss_ratio),
                     ));
+                    t.pop(); // the newline: metric columns follow
+                    for name in self.metric_units.keys() {
+                        match f.metrics.get(name) {
+                            Some(m) => t.push_str(&format!(" {} ({}–{}) | {} |", num(m.median), num(m.min), num(m.max), show(r.metric_ratios.get(name).copied()))),
+                            None => t.push_str(" not reported | |"),
+                        }
+                    }
+                    t.push('\n');
                 }
                 None => {
                     let n = r.outcome.failures.len();
                     let first = &r.outcome.failures[0];
                     let tail = if first.stderr_tail.is_empty() { String::new() } else { format!("; stderr: {}", first.stderr_tail) };
                     t.push_str(&format!(
-                        "| {} | {} | FAILED: {n} of {} runs, {}{tail} | | | | | |\n",
+                        "| {} | {} | FAILED: {n} of {} runs, {}{tail} |{}\n",
                         r.variant.label,
                         alloc,
                         self.runs + self.warmup,
                         first.status,
+                        " |".repeat(columns - 3),
                     ));
                 }
             }
@@ -167,6 +199,12 @@ impl Comparison {
         t.push_str(&format!("\n{}; `*` marks a difference from {} larger than the run-to-run noise (the larger interquartile range of the two; needs {MIN_RUNS_FOR_NOISE} or more runs).\n", self.plan_text(), self.baseline));
         t
     }
+}
+
+/// Four significant digits, whatever the metric's scale.
+fn num(v: f64) -> String {
+    let digits = if v == 0.0 { 0 } else { (3 - v.abs().log10().floor() as i32).clamp(0, 6) as usize };
+    format!("{v:.digits$}")
 }
 
 fn show(r: Option<Ratio>) -> String {

@@ -82,6 +82,73 @@ pub fn render(c: &Comparison) -> String {
     s
 }
 
+/// Ratios per workload (rows) and pair of variants (one colour each), for time and
+/// for peak RSS: bars grow from the 1.0 line, so "costs nothing" reads as no bar.
+pub fn ratio_chart(title: &str, pairs: &[String], rows: &[(&str, Vec<Option<f64>>, Vec<Option<f64>>)]) -> String {
+    const BAR: f64 = 13.0;
+    let group = BAR * pairs.len() as f64 + 10.0;
+    let legend_h = 18.0 * pairs.len() as f64;
+    let top = 60.0 + legend_h + 20.0;
+    let height = (top + group * rows.len() as f64 + 40.0).ceil() as u32;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
+    let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#, esc(title));
+    let _ = writeln!(s, r##"<text x="10" y="40" fill="#555">Ratio of medians per workload; 1.00 = no difference, right of it = slower or larger.</text>"##);
+    for (k, p) in pairs.iter().enumerate() {
+        let y = 56.0 + 18.0 * k as f64;
+        let _ = writeln!(s, r#"<rect x="10" y="{y}" width="12" height="12" fill="{}"/>"#, PALETTE[k % PALETTE.len()]);
+        let _ = writeln!(s, r#"<text x="28" y="{:.1}">{}</text>"#, y + 10.0, esc(p));
+    }
+    for (i, name) in ["time", "peak RSS"].iter().enumerate() {
+        let x0 = LABELS + i as f64 * (PANEL + GAP);
+        let values = rows.iter().flat_map(|r| if i == 0 { &r.1 } else { &r.2 }).flatten().copied();
+        let (lo, hi) = values.fold((0.95f64, 1.05f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        // Round outwards to a step that gives at most 5 ticks.
+        let step = nice((hi - lo) / 4.0);
+        let (lo, hi) = ((lo / step).floor() * step, (hi / step).ceil() * step);
+        let x = |v: f64| x0 + (v - lo) / (hi - lo) * PANEL;
+        let bottom = top + group * rows.len() as f64;
+        let _ = writeln!(s, r#"<text x="{x0}" y="{}" font-weight="bold">{name}</text>"#, top - 8.0);
+        let mut t = lo;
+        while t <= hi + step / 2.0 {
+            let gx = x(t);
+            let colour = if (t - 1.0).abs() < step / 100.0 { "#444" } else { "#ddd" };
+            let _ = writeln!(s, r#"<line x1="{gx:.1}" y1="{top}" x2="{gx:.1}" y2="{bottom}" stroke="{colour}"/>"#);
+            let _ = writeln!(s, r##"<text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{t:.prec$}</text>"##, bottom + 16.0, prec = decimals(step).max(2));
+            t += step;
+        }
+        for (j, (label, time, rss)) in rows.iter().enumerate() {
+            let gy = top + group * j as f64;
+            if i == 0 {
+                let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, LABELS - 10.0, gy + group / 2.0, esc(label));
+            }
+            for (k, v) in (if i == 0 { time } else { rss }).iter().enumerate() {
+                let y = gy + BAR * k as f64 + 2.0;
+                let Some(v) = v else {
+                    let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" fill="#c00" font-size="10">missing</text>"##, x(1.0) + 4.0, y + 9.0);
+                    continue;
+                };
+                let (a, b) = (x(1.0).min(x(*v)), x(1.0).max(x(*v)));
+                let _ = writeln!(
+                    s,
+                    r#"<rect x="{a:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {v:.3}</title></rect>"#,
+                    (b - a).max(1.0),
+                    BAR - 2.0,
+                    PALETTE[k % PALETTE.len()],
+                    esc(&pairs[k])
+                );
+                let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" font-size="10">{v:.3}</text>"#, b + 4.0, y + 9.0);
+            }
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 /// The smallest of 1, 2, 2.5, 5 × 10^k at or above `v`: a tick step that makes every
 /// tick a round number.
 fn nice(v: f64) -> f64 {
