@@ -41,13 +41,14 @@ fn early_constructor_allocation_and_dlopen_dlclose() {
     passes_exe(&exe, "libs", &[plugin.to_str().unwrap()], 60);
 }
 
-/// glibc's blocks reaching the shim: mimalloc can tell they are not its own and hands
-/// them to glibc; snmalloc ignores them (a leak, no crash); jemalloc cannot tell, so it
-/// is left out, as documented in the README.
+/// glibc's blocks reaching the shim: snmalloc ignores them (a leak, no crash);
+/// jemalloc and mimalloc do not check, exactly like their standalone builds (a check
+/// would cost every free; see backend/mimalloc.rs), so they are left out, as the
+/// README documents.
 #[test]
 fn foreign_pointers_do_not_crash_where_the_backend_can_tell() {
     let exe = c_program("foreign");
-    for (backend, mode) in [("system", "all"), ("mimalloc", "all"), ("snmalloc", "free")] {
+    for (backend, mode) in [("system", "all"), ("snmalloc", "free")] {
         let out = run(&exe, &[mode]).backend(backend).success().unwrap();
         assert!(out.stdout.contains(&format!("done under {backend}: 0 failures")), "{}", out.stdout);
     }

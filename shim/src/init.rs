@@ -195,14 +195,22 @@ static BOOT: Ops = Ops {
 unsafe extern "C" fn boot_malloc(size: usize) -> *mut c_void {
     match ensure(None) {
         Ready::Yes => (ops().malloc)(size),
-        Ready::NotYet => bootstrap::alloc(size, 16),
+        Ready::NotYet => or_enomem(bootstrap::alloc(size, 16)),
     }
+}
+
+/// The exported malloc and calloc leave errno to whatever serves them; so does the arena.
+fn or_enomem(p: *mut c_void) -> *mut c_void {
+    if p.is_null() {
+        unsafe { *libc::__errno_location() = libc::ENOMEM };
+    }
+    p
 }
 
 unsafe extern "C" fn boot_calloc(n: usize, size: usize) -> *mut c_void {
     match ensure(None) {
         Ready::Yes => (ops().calloc)(n, size),
-        Ready::NotYet => bootstrap::alloc(n * size, 16), // caller checked the product; arena is zeroed
+        Ready::NotYet => or_enomem(bootstrap::alloc(n * size, 16)), // caller checked the product; arena is zeroed
     }
 }
 

@@ -29,11 +29,6 @@ pub fn version() -> &'static CStr {
     unsafe { CStr::from_ptr(gnu_get_libc_version()) }
 }
 
-/// glibc's `free`, for pointers another backend finds it does not own.
-pub unsafe fn free(p: *mut c_void) {
-    __libc_free(p)
-}
-
 /// glibc's definition of `name`, the one our own export of the same name shadows.
 unsafe fn next(cache: &AtomicPtr<c_void>, name: &CStr) -> *mut c_void {
     let mut f = cache.load(Ordering::Relaxed);
