@@ -12,7 +12,7 @@
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr::null_mut;
 
-use crate::backend::{Backend, ALL};
+use crate::backend::{Backend, BackendExt, ALL};
 use crate::bootstrap;
 use crate::init::{self, ops};
 

@@ -9,7 +9,7 @@
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering::*};
 
-use crate::backend::{Backend, Ops};
+use crate::backend::{Backend, BackendExt, Ops};
 use crate::bootstrap;
 use crate::env::{self, Env};
 use crate::report::{self, Line};
@@ -80,22 +80,14 @@ fn ensure(envp: Option<*const *const c_char>) -> Ready {
 }
 
 unsafe fn select_and_start(env: &Env) {
-    let (mut backend, mut reason) = if env::secure_mode() {
-        let mut l = Line::new();
-        l.str("secure mode (setuid/setgid): configuration not read");
-        (Backend::System, l)
-    } else if !interposed() {
+    let (mut backend, mut reason) = if !env::secure_mode() && !interposed() {
         let mut l = Line::new();
         l.str("malloc in this process is not liballocshim's (loaded with dlopen, or the program brings its own malloc); passing through to glibc");
         report::warn(&l);
         (Backend::System, l)
     } else {
-        let choice = select::choose(env, &mut |l| report::warn(l));
-        let mut reason = choice.reason;
-        if reason.is_empty() {
-            reason.str("default: no allocator variable set");
-        }
-        (choice.backend, reason)
+        let choice = select::decide(env, &mut |l| report::warn(l));
+        (choice.backend, choice.reason)
     };
 
     if let Err(refusal) = backend.start(env) {
@@ -115,18 +107,15 @@ unsafe fn select_and_start(env: &Env) {
     ACTIVE.store(backend.ops() as *const Ops as *mut Ops, Release);
 
     if !env::secure_mode() {
-        if flag(env.get(b"ALLOCSHIM_VERBOSE")) {
+        if select::flag(env.get(b"ALLOCSHIM_VERBOSE")) {
             report::verbose_choice(backend, reason.as_bytes());
         }
-        if flag(env.get(b"ALLOCSHIM_STATS")) {
+        if select::flag(env.get(b"ALLOCSHIM_STATS")) {
             EXIT_STATS.store(1, Relaxed);
         }
     }
 }
 
-fn flag(v: Option<&[u8]>) -> bool {
-    matches!(v.map(|v| v.trim_ascii()), Some(v) if !v.is_empty() && v != b"0" && !v.eq_ignore_ascii_case(b"false"))
-}
 
 /// Whether the process resolves `malloc` to this library. It does not when the
 /// library was dlopen'ed after start-up (libc's malloc then serves everything) or

@@ -1,7 +1,8 @@
 //! liballocshim.so: one preload library, four allocators, one chosen per process.
 //!
-//! Reading order for a newcomer: [`backend`] (the one table of backends), [`select`]
-//! (how the environment picks one), [`init`] (choosing once, before the first
+//! Reading order for a newcomer: `allocshim_select` (the backends' names and the
+//! rules that pick one, shared with the `allocshim` crate), [`backend`] (what the
+//! library does with each), [`init`] (choosing once, before the first
 //! allocation is served), [`exports`] (the C ABI and glibc's semantics), [`report`]
 //! (warnings, verbose line, exit statistics).
 //!
@@ -12,11 +13,12 @@
 
 mod backend;
 mod bootstrap;
-mod env;
 mod exports;
 mod init;
 mod report;
-mod select;
+
+// The rules and the environment reader are shared with the `allocshim` crate.
+use allocshim_select::{env, rules as select};
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {

@@ -1,7 +1,8 @@
-//! The one table of backends: names, variables, versions, entry points.
+//! The backends as the library uses them: entry points, start-up, versions, reports.
 //!
-//! Everything else (selection, the C ABI, the self-report, and through the self-report
-//! the CLI, scripts and docs) derives from what is written here.
+//! Their names, switch variables and precedence are `allocshim_select`'s (shared with
+//! the `allocshim` crate); everything else (the C ABI, the self-report, and through
+//! the self-report the CLI, scripts and docs) derives from these two places.
 use core::ffi::{c_void, CStr};
 
 pub mod jemalloc;
@@ -9,18 +10,7 @@ pub mod mimalloc;
 pub mod snmalloc;
 pub mod system;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-#[repr(u8)]
-pub enum Backend {
-    Jemalloc = 0,
-    Mimalloc = 1,
-    Snmalloc = 2,
-    System = 3,
-}
-
-/// All backends, in precedence order: when several `*_ENABLED` variables are on,
-/// the first of them in this list wins.
-pub const ALL: [Backend; 4] = [Backend::Jemalloc, Backend::Mimalloc, Backend::Snmalloc, Backend::System];
+pub use allocshim_select::{Backend, ALL};
 
 /// Entry points the exported C ABI dispatches to. The callers in `exports` have
 /// already handled NULL, size 0, overflow and alignment rules, so each backend only
@@ -40,32 +30,26 @@ pub struct Ops {
     pub usable_size: unsafe extern "C" fn(*mut c_void) -> usize,
 }
 
-impl Backend {
-    pub fn from_index(i: u8) -> Option<Backend> {
-        ALL.into_iter().find(|b| *b as u8 == i)
-    }
-
-    pub const fn name(self) -> &'static CStr {
-        match self {
-            Backend::Jemalloc => c"jemalloc",
-            Backend::Mimalloc => c"mimalloc",
-            Backend::Snmalloc => c"snmalloc",
-            Backend::System => c"system",
-        }
-    }
-
-    /// The buildpack-style switch (`JEMALLOC_ENABLED=true`); `system` has none.
-    pub const fn enable_var(self) -> Option<&'static [u8]> {
-        match self {
-            Backend::Jemalloc => Some(b"JEMALLOC_ENABLED"),
-            Backend::Mimalloc => Some(b"MIMALLOC_ENABLED"),
-            Backend::Snmalloc => Some(b"SNMALLOC_ENABLED"),
-            Backend::System => None,
-        }
-    }
-
+/// What the shim does with each backend: its C entry points, start-up, and reports.
+pub trait BackendExt {
     /// The version of the allocator compiled into this library.
-    pub fn version(self) -> &'static CStr {
+    fn version(self) -> &'static CStr;
+    fn ops(self) -> &'static Ops;
+    /// Runs in the selecting thread before the choice is published. Returns a reason
+    /// to refuse the backend (it then falls back to `system`).
+    unsafe fn start(self, env: &crate::env::Env) -> Result<(), Refusal>;
+    /// Runs once at process exit (from the library's destructor), for the chosen backend only.
+    unsafe fn at_exit(self);
+    /// `malloc_trim`: give free memory back to the OS; true if the backend could.
+    unsafe fn trim(self, pad: usize) -> bool;
+    /// `malloc_stats`: the backend's own report, on stderr.
+    unsafe fn print_stats(self);
+    /// (allocated, resident) bytes as the backend itself counts them, where it does.
+    unsafe fn usage(self) -> Usage;
+}
+
+impl BackendExt for Backend {
+    fn version(self) -> &'static CStr {
         match self {
             Backend::Jemalloc => jemalloc::version(),
             Backend::Mimalloc => mimalloc::version(),
@@ -73,8 +57,7 @@ impl Backend {
             Backend::System => system::version(),
         }
     }
-
-    pub fn ops(self) -> &'static Ops {
+    fn ops(self) -> &'static Ops {
         match self {
             Backend::Jemalloc => &jemalloc::OPS,
             Backend::Mimalloc => &mimalloc::OPS,
@@ -82,10 +65,7 @@ impl Backend {
             Backend::System => &system::OPS,
         }
     }
-
-    /// Runs in the selecting thread before the choice is published. Returns a reason
-    /// to refuse the backend (it then falls back to `system`).
-    pub unsafe fn start(self, env: &crate::env::Env) -> Result<(), Refusal> {
+    unsafe fn start(self, env: &crate::env::Env) -> Result<(), Refusal> {
         match self {
             Backend::Jemalloc => jemalloc::start(env),
             Backend::Mimalloc => mimalloc::start(),
@@ -93,16 +73,12 @@ impl Backend {
             Backend::System => Ok(()),
         }
     }
-
-    /// Runs once at process exit (from the library's destructor), for the chosen backend only.
-    pub unsafe fn at_exit(self) {
+    unsafe fn at_exit(self) {
         if self == Backend::Mimalloc {
             mimalloc::at_exit()
         }
     }
-
-    /// `malloc_trim`: give free memory back to the OS; true if the backend could.
-    pub unsafe fn trim(self, pad: usize) -> bool {
+    unsafe fn trim(self, pad: usize) -> bool {
         match self {
             Backend::Jemalloc => jemalloc::trim(),
             Backend::Mimalloc => mimalloc::trim(),
@@ -110,9 +86,7 @@ impl Backend {
             Backend::System => system::trim(pad),
         }
     }
-
-    /// `malloc_stats`: the backend's own report, on stderr.
-    pub unsafe fn print_stats(self) {
+    unsafe fn print_stats(self) {
         match self {
             Backend::Jemalloc => jemalloc::print_stats(),
             Backend::Mimalloc => mimalloc::print_stats(),
@@ -120,9 +94,7 @@ impl Backend {
             Backend::System => system::print_stats(),
         }
     }
-
-    /// (allocated, resident) bytes as the backend itself counts them, where it does.
-    pub unsafe fn usage(self) -> Usage {
+    unsafe fn usage(self) -> Usage {
         match self {
             Backend::Jemalloc => jemalloc::usage(),
             Backend::Mimalloc => mimalloc::usage(),

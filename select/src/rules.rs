@@ -7,9 +7,9 @@
 //!    Several on: the first in `backend::ALL` order wins, with one warning.
 //! 3. Else `system`.
 //! A value that means nothing gets a warning naming it and is treated as unset.
-use crate::backend::{Backend, ALL};
-use crate::env::Env;
-use crate::report::Line;
+use crate::env::{secure_mode, Env};
+use crate::line::Line;
+use crate::{Backend, ALL};
 
 pub const BACKEND_VAR: &[u8] = b"ALLOCSHIM_BACKEND";
 
@@ -23,7 +23,7 @@ pub fn choose(env: &Env, warn: &mut dyn FnMut(&Line)) -> Choice {
     if let Some(raw) = env.get(BACKEND_VAR) {
         let value = trim(raw);
         if !value.is_empty() {
-            match ALL.into_iter().find(|b| value.eq_ignore_ascii_case(b.name().to_bytes())) {
+            match Backend::from_name(value) {
                 Some(backend) => return Choice { backend, reason: assignment(BACKEND_VAR, raw) },
                 None => {
                     let mut l = bad_value(BACKEND_VAR, raw);
@@ -103,4 +103,24 @@ fn bad_value(var: &[u8], raw: &[u8]) -> Line {
     let mut l = Line::new();
     l.str("ignoring ").bytes(var).str("=\"").bytes(raw).str("\": ");
     l
+}
+
+/// The whole decision for a process: in secure mode (setuid/setgid, AT_SECURE) no
+/// variable is read and the answer is `system`; otherwise [`choose`].
+pub fn decide(env: &Env, warn: &mut dyn FnMut(&Line)) -> Choice {
+    if secure_mode() {
+        let mut reason = Line::new();
+        reason.str("secure mode (setuid/setgid): configuration not read");
+        return Choice { backend: Backend::System, reason };
+    }
+    let mut choice = choose(env, warn);
+    if choice.reason.is_empty() {
+        choice.reason.str("default: no allocator variable set");
+    }
+    choice
+}
+
+/// `ALLOCSHIM_VERBOSE` and `ALLOCSHIM_STATS`: set and not empty, `0` or `false`.
+pub fn flag(v: Option<&[u8]>) -> bool {
+    matches!(v.map(|v| v.trim_ascii()), Some(v) if !v.is_empty() && v != b"0" && !v.eq_ignore_ascii_case(b"false"))
 }

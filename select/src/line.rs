@@ -1,0 +1,87 @@
+//! Lines of text printed with raw `write(2)`: assembled in a fixed buffer (what does
+//! not fit is cut, never allocated), because they are printed from inside an allocator.
+
+const CAP: usize = 480;
+
+/// A line of text in a fixed buffer; what does not fit is cut, never allocated.
+#[derive(Clone, Copy)]
+pub struct Line {
+    buf: [u8; CAP],
+    len: usize,
+}
+
+impl Line {
+    pub const fn new() -> Line {
+        Line { buf: [0; CAP], len: 0 }
+    }
+    pub fn bytes(&mut self, s: &[u8]) -> &mut Line {
+        let n = s.len().min(CAP - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
+        self
+    }
+    pub fn str(&mut self, s: &str) -> &mut Line {
+        self.bytes(s.as_bytes())
+    }
+    pub fn num(&mut self, mut n: u64) -> &mut Line {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.bytes(&digits[i..])
+    }
+    /// Bytes as a short human figure: "812 KiB", "3.4 MiB".
+    pub fn size(&mut self, n: u64) -> &mut Line {
+        const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+        let mut unit = 0;
+        let mut scaled = n * 10;
+        while scaled >= 10240 && unit < UNITS.len() - 1 {
+            scaled /= 1024;
+            unit += 1;
+        }
+        self.num(scaled / 10);
+        if unit > 0 && scaled < 1000 {
+            self.str(".").num(scaled % 10);
+        }
+        self.str(" ").str(UNITS[unit])
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+pub fn stderr(bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        if n > 0 {
+            rest = &rest[n as usize..];
+        } else if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
+            continue;
+        } else {
+            return;
+        }
+    }
+}
+
+/// One `allocshim: ...` line on stderr. Keeps errno as it was: warnings are printed
+/// from inside malloc, whose caller may be looking at errno.
+pub fn warn(msg: &Line) {
+    let saved = unsafe { *libc::__errno_location() };
+    let mut l = Line::new();
+    l.str("allocshim: ").bytes(msg.as_bytes());
+    l.len = l.len.min(CAP - 1);
+    l.buf[l.len] = b'\n';
+    l.len += 1;
+    stderr(l.as_bytes());
+    unsafe { *libc::__errno_location() = saved };
+}
