@@ -54,6 +54,15 @@ pub fn cli() -> PathBuf {
     path
 }
 
+/// One of the `allocshim` crate's example programs (crate/examples), built by
+/// scripts/test with `cargo build -p allocshim --examples`.
+pub fn rust_example(name: &str) -> PathBuf {
+    let dir = std::env::var_os("ALLOCSHIM_EXAMPLES").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/debug/examples"));
+    let path = dir.join(name);
+    assert!(path.is_file(), "{} does not exist: build it with `cargo build -p allocshim --examples` (or run scripts/test)", path.display());
+    path
+}
+
 /// The variable and value a user sets to pick `backend` the buildpack way.
 pub fn enable_var(backend: &str) -> Option<(String, &'static str)> {
     (backend != "system").then(|| (format!("{}_ENABLED", backend.to_uppercase()), "true"))

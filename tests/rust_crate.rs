@@ -1,0 +1,100 @@
+//! The `allocshim` crate: each type as a program's `#[global_allocator]`, proved by
+//! which backend's own counters moved; `Auto` against the library on one table of
+//! environments.
+use std::process::{Command, Output};
+
+use allocshim_tests::{lib, rust_example};
+
+fn run_example(name: &str, env: &[(&str, &str)]) -> Output {
+    let out = Command::new(rust_example(name))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{name} {env:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// `backend=X served=Y` from the example's last line.
+fn backend_and_served(out: &Output) -> (String, String) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |key: &str| text.split_whitespace().find_map(|w| w.strip_prefix(key)).unwrap_or("?").to_string();
+    (field("backend="), field("served="))
+}
+
+#[test]
+fn each_fixed_type_serves_the_memory_itself() {
+    for (example, backend) in [("global_mimalloc", "mimalloc"), ("global_jemalloc", "jemalloc"), ("global_snmalloc", "snmalloc"), ("global_system", "system")] {
+        // Variables that would steer Auto or the library must not matter here.
+        let out = run_example(example, &[("ALLOCSHIM_BACKEND", "jemalloc"), ("MIMALLOC_ENABLED", "true")]);
+        assert_eq!(backend_and_served(&out), (backend.to_string(), backend.to_string()), "{example}");
+        assert!(out.stderr.is_empty(), "{example} printed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// One table of environments, and for each the backend both must pick.
+const CASES: &[(&[(&str, &str)], &str)] = &[
+    (&[], "system"),
+    (&[("ALLOCSHIM_BACKEND", "jemalloc")], "jemalloc"),
+    (&[("ALLOCSHIM_BACKEND", " Mimalloc ")], "mimalloc"),
+    (&[("ALLOCSHIM_BACKEND", "snmalloc")], "snmalloc"),
+    (&[("ALLOCSHIM_BACKEND", "system"), ("JEMALLOC_ENABLED", "true")], "system"),
+    (&[("ALLOCSHIM_BACKEND", ""), ("SNMALLOC_ENABLED", "true")], "snmalloc"),
+    (&[("MIMALLOC_ENABLED", "true")], "mimalloc"),
+    (&[("JEMALLOC_ENABLED", "yes")], "jemalloc"),
+    (&[("SNMALLOC_ENABLED", "1")], "snmalloc"),
+    (&[("JEMALLOC_ENABLED", "false"), ("MIMALLOC_ENABLED", "off")], "system"),
+    (&[("MIMALLOC_ENABLED", "true"), ("SNMALLOC_ENABLED", "on")], "mimalloc"),
+    (&[("ALLOCSHIM_BACKEND", "tcmalloc")], "system"),
+    (&[("JEMALLOC_ENABLED", "maybe"), ("SNMALLOC_ENABLED", "TRUE")], "snmalloc"),
+];
+
+/// The verbose line's backend and reason, and every other `allocshim:` line.
+fn verdict(stderr: &[u8]) -> (String, String, Vec<String>) {
+    let text = String::from_utf8_lossy(stderr);
+    let mut backend = String::new();
+    let mut reason = String::new();
+    let mut warnings = Vec::new();
+    for line in text.lines().filter_map(|l| l.strip_prefix("allocshim: ")) {
+        match line.strip_prefix("backend ") {
+            Some(rest) => {
+                backend = rest.split_whitespace().next().unwrap_or("").to_string();
+                reason = rest.split_once(" (").map(|(_, r)| r.trim_end_matches(')').to_string()).unwrap_or_default();
+            }
+            None => warnings.push(line.to_string()),
+        }
+    }
+    (backend, reason, warnings)
+}
+
+#[test]
+fn auto_and_the_library_choose_alike_for_every_environment() {
+    for (env, expected) in CASES {
+        let mut with_verbose: Vec<(&str, &str)> = env.to_vec();
+        with_verbose.push(("ALLOCSHIM_VERBOSE", "1"));
+
+        let crate_out = run_example("global_auto", &with_verbose);
+        let (backend, served) = backend_and_served(&crate_out);
+        assert_eq!((backend.as_str(), served.as_str()), (*expected, *expected), "Auto under {env:?}");
+
+        let lib_out = Command::new("true")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("LD_PRELOAD", lib())
+            .envs(with_verbose.iter().copied())
+            .output()
+            .unwrap();
+        let from_crate = verdict(&crate_out.stderr);
+        let from_lib = verdict(&lib_out.stderr);
+        assert_eq!(from_crate, from_lib, "crate and library disagree under {env:?}");
+        assert_eq!(from_lib.0, *expected, "library under {env:?}");
+    }
+}
+
+#[test]
+fn auto_warns_like_the_library_on_bad_values() {
+    let out = run_example("global_auto", &[("ALLOCSHIM_BACKEND", "tcmalloc")]);
+    let (_, _, warnings) = verdict(&out.stderr);
+    assert_eq!(warnings, ["ignoring ALLOCSHIM_BACKEND=\"tcmalloc\": expected one of jemalloc, mimalloc, snmalloc, system"]);
+}
