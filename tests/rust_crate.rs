@@ -98,3 +98,20 @@ fn auto_warns_like_the_library_on_bad_values() {
     let (_, _, warnings) = verdict(&out.stderr);
     assert_eq!(warnings, ["ignoring ALLOCSHIM_BACKEND=\"tcmalloc\": expected one of jemalloc, mimalloc, snmalloc, system"]);
 }
+
+#[test]
+fn linking_the_crate_leaves_c_malloc_to_the_c_library() {
+    // All three allocators are linked into global_auto, prefixed or without their
+    // override: the program's C `malloc` must still be the C library's.
+    let out = Command::new("nm").arg(rust_example("global_auto")).output().expect("nm (binutils)");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in ["malloc", "free", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign", "malloc_usable_size"] {
+        let defined = text.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() == 3 && f[2] == name && matches!(f[1], "T" | "W" | "t" | "i")
+        });
+        assert!(!defined, "the crate defines C `{name}` in the program");
+    }
+    assert!(text.lines().any(|l| l.trim() == "U malloc"), "malloc should come from the C library");
+}
