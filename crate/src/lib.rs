@@ -31,10 +31,13 @@
 //! needed. `mimalloc3`: mimalloc's 3.x line instead of `mimalloc`. `snmalloc-debug`:
 //! snmalloc's Debug build (the seed wrapper's `debug`); `snmalloc-check`: its checked
 //! build. The seed wrapper's `1mib` and `cache-friendly` features have no counterpart:
-//! snmalloc-sys 0.7 offers neither (snmalloc no longer has a configurable chunk size
-//! or `CACHE_FRIENDLY_OFFSET`). On Linux, snmalloc-sys defines `NDEBUG` only for
-//! MSVC, so a release build keeps snmalloc's assertions unless `CXXFLAGS` has
-//! `-DNDEBUG` (this repository sets it in `.cargo/config.toml`).
+//! snmalloc-rs deprecated `cache-friendly` in 0.2.28 and removed `1mib`/`16mib` in
+//! 0.3.0 with snmalloc 0.6, whose allocator no longer has a configurable chunk size;
+//! snmalloc-sys 0.7 offers neither. snmalloc-sys also builds snmalloc's Debug
+//! variant whenever Cargo's profile has debug info (`DEBUG=true`), and on Linux
+//! defines `NDEBUG` only for MSVC, so even a release build keeps snmalloc's
+//! assertions unless `CXXFLAGS` has `-DNDEBUG` (this repository sets it in
+//! `.cargo/config.toml`; they cost snmalloc about a third of its speed).
 #![deny(missing_docs)]
 
 mod auto;
