@@ -57,9 +57,34 @@ enum Command {
     Compare(compare::Args),
     /// Several `compare --json` results side by side: ratios between pairs of variants.
     Summarize(compare::summarize::Args),
+    /// Does this environment ask for an allocator? Prints the backend it selects (the
+    /// library's rules, in-process) and exits 0, or 1 when it selects `system`. For
+    /// start-up scripts deciding whether to preload the library at all.
+    Enabled {
+        /// Print nothing; the exit status is the answer.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Internal: run with the library preloaded, report what it says about itself.
     #[command(name = "__probe", hide = true)]
     Probe { lib: PathBuf },
+}
+
+/// `allocshim enabled`: the shared rules (allocshim-select) on this process's own
+/// environment, so a profile script decides exactly as the library would.
+fn enabled(quiet: bool) -> anyhow::Result<ExitCode> {
+    use allocshim_select::{env::Env, line, rules, Backend};
+    let env = Env::from_libc().ok_or_else(|| anyhow::anyhow!("no environment"))?;
+    let mut warn = |l: &line::Line| {
+        if !quiet {
+            line::warn(l)
+        }
+    };
+    let choice = rules::decide(&env, &mut warn);
+    if !quiet {
+        println!("{} ({})", choice.backend.name().to_string_lossy(), String::from_utf8_lossy(choice.reason.as_bytes()));
+    }
+    Ok(if choice.backend == Backend::System { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn main() -> ExitCode {
@@ -70,6 +95,7 @@ fn main() -> ExitCode {
         Command::Doctor { pid, cmd } => doctor::main(pid, &cmd),
         Command::Compare(args) => compare::main(args),
         Command::Summarize(args) => compare::summarize::main(args),
+        Command::Enabled { quiet } => enabled(quiet),
         Command::Probe { lib } => probe::child(&lib),
     };
     match result {
