@@ -259,3 +259,170 @@ fn version_pins_pick_the_artifact_and_the_default_line_wins_otherwise() {
     let refs: Vec<(&str, &str)> = v.iter().map(|(k, x)| (*k, x.as_str())).collect();
     fails(&app("pin-bad", &refs), &format!("MIMALLOC_VERSION=2.0.9 is not available for {ARCH} (available: {}, 3.3.2)", f[2]));
 }
+
+// --- Cloud Native Buildpack: bin/detect and bin/build driven as the lifecycle would,
+// then the launcher's steps (layer bin/ on PATH, exec.d run with fd 3) by hand.
+
+struct Cnb {
+    layers: PathBuf,
+    platform: PathBuf,
+}
+
+fn cnb_arch() -> &'static str {
+    if ARCH == "aarch64" { "arm64" } else { "amd64" }
+}
+
+fn cnb(name: &str, vars: &[(&str, &str)]) -> Cnb {
+    let root = c_artifact(&format!("cnb-{name}"));
+    let _ = std::fs::remove_dir_all(&root);
+    let c = Cnb { layers: root.join("layers"), platform: root.join("platform") };
+    std::fs::create_dir_all(c.platform.join("env")).unwrap();
+    std::fs::create_dir_all(&c.layers).unwrap();
+    let d = dist();
+    let mut all = vec![("ALLOCSHIM_DIST_URL", d.dir.display().to_string()), ("ALLOCSHIM_ARTIFACTS", d.artifacts.display().to_string())];
+    all.extend(vars.iter().map(|(k, v)| (*k, v.to_string())));
+    for (k, v) in all {
+        std::fs::write(c.platform.join("env").join(k), v).unwrap();
+    }
+    c
+}
+
+fn cnb_run(c: &Cnb, program: &str, arch: &str) -> Output {
+    Command::new(workspace().join(program))
+        .env("CNB_LAYERS_DIR", &c.layers)
+        .env("CNB_PLATFORM_DIR", &c.platform)
+        .env("CNB_BUILD_PLAN_PATH", c.layers.join("plan.toml"))
+        .env("CNB_TARGET_OS", "linux")
+        .env("CNB_TARGET_ARCH", arch)
+        .env_remove("LD_PRELOAD")
+        .output()
+        .unwrap()
+}
+
+/// The layer metadata as the spec allows it: `[types]` with boolean launch/build/cache,
+/// and `[metadata]`; nothing else.
+fn check_layer_toml(text: &str) {
+    let mut section = "";
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.starts_with('[') {
+            section = line;
+            assert!(["[types]", "[metadata]"].contains(&line), "unexpected table {line}");
+            continue;
+        }
+        let (key, value) = line.split_once(" = ").unwrap_or_else(|| panic!("not a TOML pair: {line}"));
+        match section {
+            "[types]" => assert!(["launch", "build", "cache"].contains(&key) && ["true", "false"].contains(&value), "bad [types] entry: {line}"),
+            "[metadata]" => assert!(value.starts_with('"') && value.ends_with('"'), "metadata values are strings: {line}"),
+            _ => panic!("top-level key {line}"),
+        }
+    }
+    assert!(text.contains("[types]\nlaunch = true\ncache = true"), "{text}");
+}
+
+/// exec.d output: `NAME = "value"` lines only (TOML basic strings), as a map.
+fn parse_exec_d(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(|line| {
+            let (k, v) = line.split_once(" = ").unwrap_or_else(|| panic!("exec.d wrote a non-TOML line: {line}"));
+            assert!(!k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "bad key in {line}");
+            assert!(v.len() >= 2 && v.starts_with('"') && v.ends_with('"'), "not a string: {line}");
+            let inner = &v[1..v.len() - 1];
+            let mut out = String::new();
+            let mut chars = inner.chars();
+            while let Some(ch) = chars.next() {
+                match ch {
+                    '\\' => out.push(chars.next().expect("dangling escape")),
+                    '"' => panic!("unescaped quote in {line}"),
+                    c => out.push(c),
+                }
+            }
+            (k.to_string(), out)
+        })
+        .collect()
+}
+
+/// The launcher: launch layer's bin/ on PATH and lib/ on LD_LIBRARY_PATH, the runtime
+/// config vars, exec.d run with fd 3, its variables applied, then `cmd`.
+fn launch(c: &Cnb, vars: &[(&str, &str)], cmd: &str) -> (Vec<(String, String)>, Output) {
+    let layer = c.layers.join("allocshim");
+    let fd3 = c.layers.join("exec.d.out");
+    let base = |command: &mut Command| {
+        command
+            .env_clear()
+            .env("HOME", &c.layers)
+            .env("PATH", format!("{}:/usr/local/bin:/usr/bin:/bin", layer.join("bin").display()))
+            .env("LD_LIBRARY_PATH", layer.join("lib"))
+            .envs(vars.iter().copied());
+    };
+    let mut exec_d = Command::new("bash");
+    base(&mut exec_d);
+    let out = exec_d.arg("-c").arg(format!("exec 3>{}; exec {}", fd3.display(), layer.join("exec.d/allocshim").display())).output().unwrap();
+    assert!(out.status.success(), "exec.d failed: {}", text(&out.stderr));
+    let set = parse_exec_d(&std::fs::read_to_string(&fd3).unwrap());
+    let mut run = Command::new("bash");
+    base(&mut run);
+    run.envs(set.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let out = run.arg("-c").arg(cmd).output().unwrap();
+    (set, out)
+}
+
+#[test]
+fn cnb_build_makes_a_cached_launch_layer_that_exec_d_enables_at_start() {
+    let c = cnb("launch", &[]);
+    let detect = cnb_run(&c, "bin/detect", cnb_arch());
+    assert!(detect.status.success(), "detect: {}", text(&detect.stderr));
+    let out = cnb_run(&c, "bin/build", cnb_arch());
+    assert!(out.status.success(), "bin/build failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("checksum verified"), "{}", text(&out.stdout));
+    let layer = c.layers.join("allocshim");
+    check_layer_toml(&std::fs::read_to_string(c.layers.join("allocshim.toml")).unwrap());
+    assert!(layer.join("lib/liballocshim.so").is_file() && layer.join("bin/jemalloc.sh").is_file());
+    use std::os::unix::fs::PermissionsExt;
+    assert!(std::fs::metadata(layer.join("exec.d/allocshim")).unwrap().permissions().mode() & 0o111 != 0, "exec.d not executable");
+
+    let fp = fingerprint();
+    let lib = layer.join("lib/liballocshim.so").display().to_string();
+    let (set, out) = launch(&c, &[("JEMALLOC_ENABLED", "true")], &format!("exec {fp}"));
+    assert_eq!(set, [("LD_PRELOAD".to_string(), lib.clone())]);
+    assert_eq!(served(&out), "jemalloc");
+    let (set, out) = launch(&c, &[("ALLOCSHIM_BACKEND", "snmalloc"), ("MIMALLOC_ENABLED", "true")], &format!("exec {fp}"));
+    assert_eq!(set.len(), 1);
+    assert_eq!(served(&out), "snmalloc");
+    // Nothing asked: exec.d writes nothing and the library is not loaded.
+    let (set, out) = launch(&c, &[("JEMALLOC_ENABLED", "false")], &format!("exec {fp}"));
+    assert!(set.is_empty(), "{set:?}");
+    assert_eq!(served(&out), "none");
+    // An existing preload stays, after ours; quotes and backslashes survive TOML.
+    let other = c_artifact("libearly.so");
+    let _ = c_program("libs");
+    let odd = format!("{} /tmp/no\"such\\lib.so", other.display());
+    let (set, _) = launch(&c, &[("MIMALLOC_ENABLED", "true"), ("LD_PRELOAD", &odd)], "true");
+    assert_eq!(set, [("LD_PRELOAD".to_string(), format!("{lib}:{odd}"))]);
+    // The wrappers are on PATH through the layer's bin/.
+    let (_, out) = launch(&c, &[("MIMALLOC_ENABLED", "true")], &format!("exec jemalloc.sh {fp}"));
+    assert_eq!(served(&out), "jemalloc");
+
+    // A second build keeps the cached layer.
+    let again = cnb_run(&c, "bin/build", cnb_arch());
+    assert!(again.status.success());
+    assert!(text(&again.stdout).contains("reusing the cached layer"), "{}", text(&again.stdout));
+
+    let bad = cnb_run(&c, "bin/build", "s390x");
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains("CNB_TARGET_ARCH=s390x is not supported (supported: amd64, arm64)"), "{}", text(&bad.stderr));
+}
+
+#[test]
+fn the_console_is_a_build_environment_where_compile_works() {
+    let d = dist();
+    let script = format!(
+        "echo {} > env/ALLOCSHIM_DIST_URL && echo {} > env/ALLOCSHIM_ARTIFACTS && $BUILDPACK/bin/compile app cache env >/dev/null && test -f app/vendor/allocshim/lib/liballocshim.so && echo \"ok $STACK $CNB_TARGET_ARCH $(basename $CNB_LAYERS_DIR)\"",
+        d.dir.display(),
+        d.artifacts.display()
+    );
+    let out = Command::new(workspace().join("scripts/console")).arg("-c").arg(script).env_remove("STACK").output().unwrap();
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("classic build:") && stdout.contains("CNB build:"), "no help text:\n{stdout}");
+    assert!(stdout.contains(&format!("ok heroku-24 {} layers", cnb_arch())), "{stdout}");
+}
