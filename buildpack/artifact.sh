@@ -48,7 +48,8 @@ resolve_artifact() {
 }
 
 # Leaves the verified artifact in "$1/$name.tar.gz" (downloading it unless a verified
-# copy is there) and sets `tarball`; other files in "$1" are removed.
+# copy is there) and sets `tarball`. Pruning the rest is the caller's: only the
+# classic build keeps a cache of its own.
 fetch_artifact() {
     # Download (or reuse the cached copy), keyed by architecture and versions.
     base="$(config ALLOCSHIM_DIST_URL)"
@@ -87,8 +88,6 @@ fetch_artifact() {
         mv "$partial" "$tarball"
     fi
     info "checksum verified (sha256 $sha256)"
-    # Old versions do not pile up in the cache.
-    find "$cache" -mindepth 1 -maxdepth 1 -type f ! -path "$tarball" -delete
 }
 
 # Unpacks "$tarball" and moves its allocshim/ directory to "$1" (replacing it), going
