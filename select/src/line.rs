@@ -59,7 +59,7 @@ impl Line {
     }
 }
 
-pub fn stderr(bytes: &[u8]) {
+fn stderr(bytes: &[u8]) {
     let mut rest = bytes;
     while !rest.is_empty() {
         let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
