@@ -426,3 +426,17 @@ fn the_console_is_a_build_environment_where_compile_works() {
     assert!(stdout.contains("classic build:") && stdout.contains("CNB build:"), "no help text:\n{stdout}");
     assert!(stdout.contains(&format!("ok heroku-24 {} layers", cnb_arch())), "{stdout}");
 }
+
+#[test]
+fn dist_refuses_an_unknown_version_by_name() {
+    for (flag, value, available) in [("--jemalloc", "9.9", "5.3.1"), ("--mimalloc", "2.0.9", "2.3.2, 3.3.2")] {
+        let out = Command::new(workspace().join("scripts/dist")).args([flag, value]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        let backend = &flag[2..];
+        assert!(
+            text(&out.stderr).contains(&format!("dist: {backend} {value} is not available (vendor/backends.txt has: {available})")),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
