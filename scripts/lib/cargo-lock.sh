@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/bench and scripts/dist: reading Cargo.lock without cargo or jq.
 
 # The locked version of crate $1, from lock file $2 (default: the workspace's).
