@@ -6,17 +6,18 @@
 # sets `buildpack` and `arch`.
 # shellcheck disable=SC2154,SC2034 # arch and buildpack are the caller's; what it sets is theirs
 
-# The scripts/dist arguments for the *_VERSION pins; an unknown version ends the build
-# naming the variable, the value and what can be built.
+# Sets `pins` to the scripts/dist arguments for the *_VERSION pins; an unknown version
+# ends the build naming the variable, the value and what can be built.
 source::pin_args() {
     local backend var pin
+    pins=()
     for backend in $(backends_names); do
         var="${backend^^}_VERSION"
         pin="$(config "$var")"
         [[ -z "$pin" ]] && continue
         backends_row "$backend" "$pin" >/dev/null ||
             output::error "$var=$pin is not available (allocshim can build $backend $(backends_versions "$backend"))"
-        printf '%s\n' "--$backend" "$pin"
+        pins+=("--$backend" "$pin")
     done
 }
 
@@ -27,12 +28,13 @@ source::pin_args() {
 # then only what changed is recompiled (cargo's registry and target directory are
 # cached too). Builds of anything else are pruned.
 source::build() {
-    local cache_root="$1" why="$2" key built log start stage line
+    local cache_root="$1" why="$2" key built log start stage line description
     local -a pins
-    mapfile -t pins < <(source::pin_args)
+    source::pin_args
     declare -A described=()
-    while IFS='=' read -r key line; do described[$key]="$line"; done < <("$buildpack/scripts/dist" --describe "${pins[@]}")
-    [[ -n "${described[name]:-}" ]] || output::error "scripts/dist --describe ${pins[*]} did not describe the build"
+    description="$("$buildpack/scripts/dist" --describe "${pins[@]}")" ||
+        output::error "scripts/dist --describe ${pins[*]} failed"
+    while IFS='=' read -r key line; do described[$key]="$line"; done <<<"$description"
     name="${described[name]}" shim="${described[shim]}"
     mimalloc="${described[mimalloc]}" jemalloc="${described[jemalloc]}" snmalloc="${described[snmalloc]}"
     output::step "allocshim: building from source ($why $arch mimalloc $mimalloc jemalloc $jemalloc snmalloc $snmalloc)"

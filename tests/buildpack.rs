@@ -16,7 +16,8 @@ struct Dist {
     sha256: String,
 }
 
-/// One artifact for all tests, and a list of artifacts naming it with its checksum.
+/// One artifact for all tests, and the list of artifacts naming it with its checksum
+/// that `scripts/artifact-lines` (what the release workflow runs) makes of it.
 fn dist() -> &'static Dist {
     static DIST: OnceLock<Dist> = OnceLock::new();
     DIST.get_or_init(|| {
@@ -25,16 +26,12 @@ fn dist() -> &'static Dist {
         let out = Command::new(workspace().join("scripts/dist")).arg("--out").arg(&dir).output().unwrap();
         assert!(out.status.success(), "scripts/dist failed:\n{}", String::from_utf8_lossy(&out.stderr));
         let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_string();
-        let (sha256, name) = line.split_once("  ").expect("sha256sum line");
-        // allocshim-0.1.0-x86_64-mimalloc2.3.2-jemalloc5.3.1-snmalloc0.7.6.tar.gz
-        let fields: Vec<&str> = name.trim_end_matches(".tar.gz").split('-').collect();
-        let version = |prefix: &str| fields.iter().find_map(|f| f.strip_prefix(prefix)).unwrap().to_string();
+        let (sha256, _) = line.split_once("  ").expect("sha256sum line");
+        let lines = Command::new(workspace().join("scripts/artifact-lines")).arg(&dir).output().unwrap();
+        assert!(lines.status.success(), "scripts/artifact-lines failed: {}", text(&lines.stderr));
+        assert_eq!(text(&lines.stdout), format!("0.1.0 {ARCH} 2.3.2 5.3.1 0.7.6 {sha256}\n"));
         let artifacts = dir.join("artifacts.txt");
-        std::fs::write(
-            &artifacts,
-            format!("# shim arch mimalloc jemalloc snmalloc sha256\n{} {ARCH} {} {} {} {sha256}\n", fields[1], version("mimalloc"), version("jemalloc"), version("snmalloc")),
-        )
-        .unwrap();
+        std::fs::write(&artifacts, format!("# shim arch mimalloc jemalloc snmalloc sha256\n{}", text(&lines.stdout))).unwrap();
         Dist { dir, artifacts, sha256: sha256.to_string() }
     })
 }
@@ -45,8 +42,8 @@ struct App {
     env: PathBuf,
 }
 
-/// A scratch app with its cache and env dirs; `vars` become ENV_DIR files.
-fn app(name: &str, vars: &[(&str, &str)]) -> App {
+/// A scratch app with its cache and an empty env dir, as on a fresh Heroku app.
+fn fresh_app(name: &str) -> App {
     let root = c_artifact(&format!("buildpack-{name}"));
     let _ = std::fs::remove_dir_all(&root);
     let app = App { build: root.join("app"), cache: root.join("cache"), env: root.join("env") };
@@ -54,6 +51,23 @@ fn app(name: &str, vars: &[(&str, &str)]) -> App {
         std::fs::create_dir_all(d).unwrap();
     }
     std::fs::write(app.build.join("Procfile"), "web: ruby app.rb\n").unwrap();
+    app
+}
+
+/// Sets the config var `name` (an ENV_DIR file), or removes it for `None`.
+fn set_var(app: &App, name: &str, value: Option<&str>) {
+    match value {
+        Some(v) => std::fs::write(app.env.join(name), format!("{v}\n")).unwrap(),
+        None => {
+            let _ = std::fs::remove_file(app.env.join(name));
+        }
+    }
+}
+
+/// A scratch app whose config vars serve the test artifact (see `dist`); `vars` become
+/// ENV_DIR files too, and win.
+fn app(name: &str, vars: &[(&str, &str)]) -> App {
+    let app = fresh_app(name);
     let d = dist();
     let mut all = vec![("ALLOCSHIM_DIST_URL", format!("file://{}", d.dir.display())), ("ALLOCSHIM_ARTIFACTS", d.artifacts.display().to_string())];
     all.retain(|(k, _)| !vars.iter().any(|(v, _)| v == k));
@@ -65,7 +79,20 @@ fn app(name: &str, vars: &[(&str, &str)]) -> App {
 }
 
 fn compile(app: &App) -> Output {
-    Command::new(workspace().join("bin/compile")).arg(&app.build).arg(&app.cache).arg(&app.env).env_remove("LD_PRELOAD").output().unwrap()
+    compile_with_path(app, &std::env::var("PATH").unwrap_or_default())
+}
+
+/// bin/compile as Heroku runs it (STACK set), with `path` as PATH.
+fn compile_with_path(app: &App, path: &str) -> Output {
+    Command::new(workspace().join("bin/compile"))
+        .arg(&app.build)
+        .arg(&app.cache)
+        .arg(&app.env)
+        .env_remove("LD_PRELOAD")
+        .env("STACK", "heroku-24")
+        .env("PATH", path)
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -201,7 +228,12 @@ fn fails(app: &App, words: &str) {
 #[test]
 fn failed_builds_say_why_and_install_nothing() {
     let d = dist();
-    fails(&app("unknown-version", &[("MIMALLOC_VERSION", "9.9.9")]), &format!("MIMALLOC_VERSION=9.9.9 is not available for {ARCH} (available: 2.3.2)"));
+    fails(&app("unknown-version", &[("MIMALLOC_VERSION", "9.9.9")]), "MIMALLOC_VERSION=9.9.9 is not available (allocshim can build mimalloc 2.3.2, 3.3.2)");
+    fails(
+        &app("unknown-prebuilt", &[("MIMALLOC_VERSION", "9.9.9"), ("ALLOCSHIM_BUILD", "prebuilt")]),
+        &format!("MIMALLOC_VERSION=9.9.9 is not available for {ARCH} (available: 2.3.2), and ALLOCSHIM_BUILD=prebuilt rules out a source build"),
+    );
+    fails(&app("bad-mode", &[("ALLOCSHIM_BUILD", "compile")]), "ALLOCSHIM_BUILD=compile is not a build mode (accepted: auto, prebuilt, source)");
 
     let wrong = d.dir.join("wrong-sum.txt");
     let listed = std::fs::read_to_string(&d.artifacts).unwrap();
@@ -221,7 +253,10 @@ fn failed_builds_say_why_and_install_nothing() {
 
     let none = d.dir.join("no-artifacts.txt");
     std::fs::write(&none, "# nothing published\n").unwrap();
-    fails(&self::app("none-listed", &[("ALLOCSHIM_ARTIFACTS", &none.display().to_string())]), &format!("no allocshim artifact for {ARCH}"));
+    fails(
+        &self::app("none-listed", &[("ALLOCSHIM_ARTIFACTS", &none.display().to_string()), ("ALLOCSHIM_BUILD", "prebuilt")]),
+        &format!("no allocshim artifact for {ARCH} is listed in {}", none.display()),
+    );
 }
 
 #[test]
@@ -255,9 +290,135 @@ fn version_pins_pick_the_artifact_and_the_default_line_wins_otherwise() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert!(text(&out.stdout).contains(&format!("mimalloc {expect},")), "pin {pin:?}:\n{}", text(&out.stdout));
     }
-    let v = vars(Some("2.0.9"));
+    let mut v = vars(Some("2.0.9"));
+    v.push(("ALLOCSHIM_BUILD", "prebuilt".to_string()));
     let refs: Vec<(&str, &str)> = v.iter().map(|(k, x)| (*k, x.as_str())).collect();
     fails(&app("pin-bad", &refs), &format!("MIMALLOC_VERSION=2.0.9 is not available for {ARCH} (available: {}, 3.3.2)", f[2]));
+}
+
+// --- Source builds: what a fresh app gets while no prebuilt artifact is published.
+
+/// PATH with every directory that holds a cargo or rustc left out: a build machine
+/// without Rust, as Heroku's build images are.
+fn path_without_rust() -> String {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|d| !d.is_empty() && !Path::new(d).join("cargo").exists() && !Path::new(d).join("rustc").exists())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The Rust version rust-toolchain.toml pins.
+fn pinned_rust() -> String {
+    let pin = std::fs::read_to_string(workspace().join("rust-toolchain.toml")).unwrap();
+    pin.lines().find_map(|l| l.strip_prefix("channel = \"")).map(|v| v.trim_end_matches('"').to_string()).expect("channel in rust-toolchain.toml")
+}
+
+/// A local rustup-init mirror holding a stand-in installer: it records its arguments in
+/// CARGO_HOME/standin-args and "installs" the toolchain this test runs with by writing
+/// cargo and rustc wrappers into CARGO_HOME/bin, as rustup-init would install proxies.
+/// `published` replaces the checksum published beside it.
+fn rustup_mirror(name: &str, published: Option<&str>) -> PathBuf {
+    let dir = c_artifact(&format!("rustup-mirror-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let triple = dir.join(format!("{ARCH}-unknown-linux-gnu"));
+    std::fs::create_dir_all(&triple).unwrap();
+    let sysroot = Command::new("rustc").arg("--print").arg("sysroot").output().unwrap();
+    let bin = Path::new(text(&sysroot.stdout).trim()).join("bin");
+    let script = format!(
+        "#!/bin/sh\nset -eu\necho \"$*\" >\"$CARGO_HOME/standin-args\"\nmkdir -p \"$CARGO_HOME/bin\" \"$RUSTUP_HOME\"\nfor tool in cargo rustc; do\n    printf '#!/bin/sh\\nexec {}/%s \"$@\"\\n' \"$tool\" >\"$CARGO_HOME/bin/$tool\"\n    chmod +x \"$CARGO_HOME/bin/$tool\"\ndone\n",
+        bin.display()
+    );
+    let installer = triple.join("rustup-init");
+    std::fs::write(&installer, &script).unwrap();
+    let sum = Command::new("sha256sum").arg(&installer).output().unwrap();
+    let real = text(&sum.stdout)[..64].to_string();
+    std::fs::write(triple.join("rustup-init.sha256"), format!("{}  rustup-init\n", published.unwrap_or(&real))).unwrap();
+    dir
+}
+
+fn succeeded(out: &Output, step: &str) -> String {
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{step}: bin/compile failed:\n{stdout}\n{}", text(&out.stderr));
+    stdout
+}
+
+/// The fresh-app story, in order on one app and cache, as a user lives it: the first
+/// build compiles, the next reuses it, a pin recompiles only what changed, and a build
+/// machine without Rust gets the pinned toolchain through a verified rustup-init.
+#[test]
+fn a_fresh_app_builds_from_source_and_the_cache_makes_rebuilds_free() {
+    let app = fresh_app("fresh");
+    let rust = pinned_rust();
+
+    // 1. Nothing set, no artifact listed: built from source with the cargo on PATH.
+    let stdout = succeeded(&compile(&app), "first build");
+    let first = stdout.lines().next().unwrap_or("");
+    assert_eq!(first, format!("-----> allocshim: building from source (no prebuilt artifact for {ARCH} mimalloc 2.3.2 jemalloc 5.3.1 snmalloc 0.7.6)"), "{stdout}");
+    assert!(stdout.contains(&format!("       toolchain: cargo {rust} ")) && stdout.contains("from PATH"), "{stdout}");
+    assert!(stdout.contains("       compiled in "), "{stdout}");
+    assert!(!stdout.contains("Compiling"), "the compiler's output is shown only on failure:\n{stdout}");
+    let fp = fingerprint();
+    assert_eq!(served(&dyno(&app, &[("JEMALLOC_ENABLED", "true")], &format!("exec {fp}"))), "jemalloc");
+    let off = dyno(&app, &[], &format!("echo \"preload=[$LD_PRELOAD]\"; exec {fp}"));
+    assert!(text(&off.stdout).contains("preload=[]"), "{}", text(&off.stdout));
+    assert_eq!(served(&off), "none");
+
+    // 2. The same app again, on a machine without Rust: nothing is compiled (it could
+    //    not be), the cached build is reused, and the slug is byte for byte the same.
+    let before = tree(&app.build);
+    let stdout = succeeded(&compile_with_path(&app, &path_without_rust()), "cached build");
+    assert!(stdout.contains("reusing the library built from the same sources on an earlier build (build cache, sha256 "), "{stdout}");
+    assert!(!stdout.contains("compiling") && !stdout.contains("toolchain:"), "{stdout}");
+    assert_eq!(tree(&app.build), before, "the cached build changed the slug");
+
+    // 3. A pin through the source path: the installed library carries it.
+    set_var(&app, "MIMALLOC_VERSION", Some("3.3.2"));
+    let stdout = succeeded(&compile(&app), "pinned build");
+    assert!(stdout.contains(&format!("building from source (no prebuilt artifact for {ARCH} mimalloc 3.3.2 jemalloc 5.3.1 snmalloc 0.7.6)")), "{stdout}");
+    let out = dyno(&app, &[("MIMALLOC_ENABLED", "true"), ("ALLOCSHIM_VERBOSE", "1")], &format!("exec {fp}"));
+    assert_eq!(served(&out), "mimalloc");
+    assert!(text(&out.stderr).contains("allocshim: backend mimalloc 3.3.2 "), "{}", text(&out.stderr));
+    assert!(text(&std::fs::read(app.build.join("vendor/allocshim/manifest.txt")).unwrap()).contains("mimalloc=3.3.2\n"));
+
+    // 4. An unknown pin names the variable, the value and what can be built; the slug
+    //    of this failed build gets nothing.
+    let failed = fresh_app("fresh-bad-pin");
+    set_var(&failed, "JEMALLOC_VERSION", Some("5.2.1"));
+    fails(&failed, "JEMALLOC_VERSION=5.2.1 is not available (allocshim can build jemalloc 5.3.1)");
+
+    // 5. No cargo on PATH and nothing cached for these sources: rustup-init from a
+    //    mirror, verified against the checksum published beside it, installs the
+    //    pinned toolchain into the cache; the target directory is reused.
+    set_var(&app, "MIMALLOC_VERSION", None);
+    set_var(&app, "ALLOCSHIM_BUILD", Some("source"));
+    std::fs::remove_dir_all(app.cache.join("allocshim/built")).unwrap();
+    let mirror = rustup_mirror("good", None);
+    set_var(&app, "ALLOCSHIM_RUSTUP_URL", Some(&mirror.display().to_string()));
+    let stdout = succeeded(&compile_with_path(&app, &path_without_rust()), "rustup build");
+    assert!(stdout.starts_with(&format!("-----> allocshim: building from source (ALLOCSHIM_BUILD=source: {ARCH} mimalloc 2.3.2 ")), "{stdout}");
+    assert!(stdout.contains(&format!("installing Rust {rust} (minimal profile) with rustup-init")), "{stdout}");
+    assert!(stdout.contains("rustup-init verified: sha256 ") && stdout.contains("as published beside it"), "{stdout}");
+    let args = text(&std::fs::read(app.cache.join("allocshim/cargo/standin-args")).unwrap());
+    for a in ["-y", "--no-modify-path", "--profile minimal", &format!("--default-toolchain {rust}")] {
+        assert!(args.contains(a), "rustup-init was run with '{}', without {a}", args.trim());
+    }
+    assert_eq!(served(&dyno(&app, &[("SNMALLOC_ENABLED", "true")], &format!("exec {fp}"))), "snmalloc");
+
+    // 6. A download whose checksum does not match what is published fails closed.
+    let tampered = fresh_app("fresh-tampered");
+    set_var(&tampered, "ALLOCSHIM_RUSTUP_URL", Some(&rustup_mirror("bad", Some(&"0".repeat(64))).display().to_string()));
+    let out = compile_with_path(&tampered, &path_without_rust());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("rustup-init checksum mismatch:") && text(&out.stderr).contains("nothing was installed"), "{}", text(&out.stderr));
+    assert!(!tampered.build.join("vendor/allocshim").exists() && !tampered.build.join(".profile.d/allocshim.sh").exists());
+    assert!(!tampered.cache.join("allocshim/cargo/bin").exists() && !tampered.cache.join("allocshim/cargo/standin-args").exists(), "the installer ran");
+
+    // 7. ALLOCSHIM_BUILD=prebuilt with nothing listed: today's message, no source build.
+    let prebuilt = fresh_app("fresh-prebuilt");
+    set_var(&prebuilt, "ALLOCSHIM_BUILD", Some("prebuilt"));
+    fails(&prebuilt, &format!("no allocshim artifact for {ARCH} is listed in {}", workspace().join("vendor/artifacts.txt").display()));
 }
 
 // --- Cloud Native Buildpack: bin/detect and bin/build driven as the lifecycle would,
@@ -299,9 +460,15 @@ fn cnb_run(c: &Cnb, program: &str, arch: &str) -> Output {
         .unwrap()
 }
 
-/// The layer metadata as the spec allows it: `[types]` with boolean launch/build/cache,
-/// and `[metadata]`; nothing else.
+/// The launch layer's metadata: as the spec allows it, launched and cached.
 fn check_layer_toml(text: &str) {
+    check_layer_toml_types(text);
+    assert!(text.contains("[types]\nlaunch = true\ncache = true"), "{text}");
+}
+
+/// Layer metadata as the spec allows it: `[types]` with boolean launch/build/cache,
+/// and `[metadata]`; nothing else.
+fn check_layer_toml_types(text: &str) {
     let mut section = "";
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if line.starts_with('[') {
@@ -316,7 +483,6 @@ fn check_layer_toml(text: &str) {
             _ => panic!("top-level key {line}"),
         }
     }
-    assert!(text.contains("[types]\nlaunch = true\ncache = true"), "{text}");
 }
 
 /// exec.d output: `NAME = "value"` lines only (TOML basic strings), as a map.
@@ -410,6 +576,40 @@ fn cnb_build_makes_a_cached_launch_layer_that_exec_d_enables_at_start() {
     let bad = cnb_run(&c, "bin/build", "s390x");
     assert!(!bad.status.success());
     assert!(text(&bad.stderr).contains("CNB_TARGET_ARCH=s390x is not supported (supported: amd64, arm64)"), "{}", text(&bad.stderr));
+}
+
+#[test]
+fn cnb_build_compiles_from_source_when_nothing_is_listed_and_reuses_the_layer() {
+    let root = c_artifact("cnb-source");
+    let _ = std::fs::remove_dir_all(&root);
+    let c = Cnb { layers: root.join("layers"), platform: root.join("platform") };
+    std::fs::create_dir_all(c.platform.join("env")).unwrap();
+    std::fs::create_dir_all(&c.layers).unwrap();
+    let out = cnb_run(&c, "bin/build", cnb_arch());
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "bin/build failed:\n{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.starts_with(&format!("-----> allocshim: building from source (no prebuilt artifact for {ARCH} ")), "{stdout}");
+    assert!(stdout.contains("       compiled in "), "{stdout}");
+    let build = std::fs::read_to_string(c.layers.join("allocshim-build.toml")).unwrap();
+    check_layer_toml_types(&build);
+    assert!(build.contains("[types]\ncache = true\n") && !build.contains("launch"), "the build layer must stay out of the image:\n{build}");
+    check_layer_toml(&std::fs::read_to_string(c.layers.join("allocshim.toml")).unwrap());
+    let (set, out) = launch(&c, &[("JEMALLOC_ENABLED", "true")], &format!("exec {}", fingerprint()));
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert_eq!(served(&out), "jemalloc");
+
+    // The next build compiles nothing (no Rust on PATH) and keeps the launch layer.
+    let again = Command::new(workspace().join("bin/build"))
+        .env("CNB_LAYERS_DIR", &c.layers)
+        .env("CNB_PLATFORM_DIR", &c.platform)
+        .env("CNB_TARGET_ARCH", cnb_arch())
+        .env("PATH", path_without_rust())
+        .env_remove("LD_PRELOAD")
+        .output()
+        .unwrap();
+    let stdout = text(&again.stdout);
+    assert!(again.status.success(), "{stdout}\n{}", text(&again.stderr));
+    assert!(stdout.contains("reusing the library built from the same sources") && stdout.contains("reusing the cached layer"), "{stdout}");
 }
 
 #[test]
