@@ -182,9 +182,21 @@ fn doctor_on_this_shell_finds_separators_and_conflicts() {
     assert_eq!(out.status.code(), Some(1), "{}", out.stdout);
     assert!(out.stdout.contains("several allocators enabled; using jemalloc"), "{}", out.stdout);
 
+    assert!(out.stdout.contains("fix: turn SNMALLOC_ENABLED off to keep jemalloc, or set ALLOCSHIM_BACKEND"), "{}", out.stdout);
+
     let out = allocshim(&["doctor"]).env("LD_PRELOAD", &lib).env("MIMALLOC_ENABLED", "treu").output();
     assert_eq!(out.status.code(), Some(1), "{}", out.stdout);
     assert!(out.stdout.contains("MIMALLOC_ENABLED=\"treu\""), "{}", out.stdout);
+    assert!(out.stdout.contains("fix: set MIMALLOC_ENABLED to one of true, 1, yes, on (on) or false, 0, no, off (off), or unset it"), "{}", out.stdout);
+
+    // Print-only switches: the library never sees them in doctor's probe, the shared
+    // rules still judge them.
+    let out = allocshim(&["doctor"]).env("LD_PRELOAD", &lib).env("JEMALLOC_ENABLED", "1").env("ALLOCSHIM_VERBOSE", "off").output();
+    assert!(out.status.success(), "ALLOCSHIM_VERBOSE=off is valid: {}", out.stdout);
+    let out = allocshim(&["doctor"]).env("LD_PRELOAD", &lib).env("JEMALLOC_ENABLED", "1").env("ALLOCSHIM_STATS", "maybe").output();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stdout);
+    assert!(out.stdout.contains("the library warns: ignoring ALLOCSHIM_STATS=\"maybe\""), "{}", out.stdout);
+    assert_eq!(out.stdout.matches("the library warns").count(), 1, "{}", out.stdout);
 }
 
 #[test]
