@@ -48,7 +48,11 @@ fn exports_exactly_the_malloc_family_and_the_query_api() {
 fn exports_are_unversioned() {
     // ld.so binds its own malloc lookups (versioned) only to unversioned or matching definitions.
     let dynsym = tool("objdump", &["-T"]);
-    for line in dynsym.lines().filter(|l| l.contains(" .text")) {
+    let text: Vec<&str> = dynsym.lines().filter(|l| l.contains(" .text")).collect();
+    for name in EXPORTS {
+        assert!(text.iter().any(|l| l.split_whitespace().last() == Some(name)), "{name} not among the .text symbols of objdump -T:\n{dynsym}");
+    }
+    for line in text {
         assert!(line.contains("Base"), "versioned export: {line}");
     }
 }
@@ -64,9 +68,12 @@ fn loads_on_glibc_2_35_without_a_cpp_runtime() {
         }
         assert!(!v.starts_with("GLIBCXX_") && !v.starts_with("CXXABI_"), "C++ runtime symbol version {v}");
     }
+    // It does use versioned glibc symbols: no version found means the tool's output was not read.
+    assert!(max >= (2, 2), "no GLIBC_ symbol version found in objdump -T:\n{dynsym}");
     assert!(max <= (2, 35), "needs GLIBC_{}.{}, above Ubuntu 22.04's 2.35", max.0, max.1);
     let dynamic = tool("readelf", &["-d"]);
     let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    assert!(needed.iter().any(|l| l.contains("[libc.so.6]")), "no NEEDED libc.so.6 in readelf -d:\n{dynamic}");
     for line in &needed {
         assert!(
             ["libc.so.6", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "libgcc_s.so.1"]
@@ -89,7 +96,14 @@ fn no_dynamic_tls_or_plt_calls_into_backends_on_the_hot_path() {
             "objdump",
             &["-d", "--no-show-raw-insn", &format!("--start-address={start:#x}"), &format!("--stop-address={:#x}", start + size)],
         );
-        assert!(asm.lines().filter(|l| l.contains(':')).count() > 3, "{name}: no code found:\n{asm}");
+        // The label at its address (`free` may be labelled `cfree`), then its
+        // instructions ("  2da50:\tmov ..."): headers only must not pass for clean code.
+        assert!(asm.lines().any(|l| l.starts_with(&format!("{start:016x} <"))), "{name}: not disassembled:\n{asm}");
+        let instructions: Vec<&str> = asm
+            .lines()
+            .filter(|l| l.trim_start().split_once(":\t").is_some_and(|(addr, _)| !addr.is_empty() && addr.chars().all(|c| c.is_ascii_hexdigit())))
+            .collect();
+        assert!(!instructions.is_empty(), "{name}: no instructions found:\n{asm}");
         assert!(!asm.contains("__tls_get_addr"), "{name}: dynamic TLS on the hot path:\n{asm}");
         for line in asm.lines().filter(|l| l.contains("call") && (l.contains("@plt") || l.contains("@GLIBC"))) {
             assert!(line.contains("__errno_location"), "{name}: call through the PLT/GOT on the hot path: {line}\n{asm}");
@@ -97,7 +111,7 @@ fn no_dynamic_tls_or_plt_calls_into_backends_on_the_hot_path() {
         // malloc and free reach the backend by a tail jump: no frame of their own,
         // the backend returns straight to the caller (see exports.rs).
         if name == "malloc" || name == "free" {
-            assert!(asm.contains("jmp    *"), "{name}: no tail jump into the backend:\n{asm}");
+            assert!(instructions.last().is_some_and(|l| l.contains("jmp    *")), "{name}: does not end in a tail jump into the backend:\n{asm}");
             assert!(!asm.lines().any(|l| l.contains("\tcall")), "{name}: calls on the hot path:\n{asm}");
         }
     }
@@ -108,6 +122,8 @@ fn backends_are_release_builds_without_their_debug_assertions() {
     // snmalloc-sys leaves NDEBUG undefined on Linux; .cargo/config.toml defines it.
     // With snmalloc's assertions on, its malloc/free took 1.5x as long (scripts/bench).
     let strings = tool("strings", &["-a"]);
+    // The library's own texts are there: the output was read.
+    assert!(strings.contains("several allocators enabled"), "strings -a found none of the library's own texts");
     let asserts: Vec<&str> = strings.lines().filter(|l| l.contains("assert fail")).collect();
     assert!(asserts.is_empty(), "assertion messages compiled in: {asserts:?}");
 }

@@ -197,6 +197,18 @@ fn an_existing_ld_preload_is_kept_and_sourcing_twice_changes_nothing() {
     let path_line = text(&out.stdout).lines().find(|l| l.starts_with("path=")).unwrap().to_string();
     assert_eq!(path_line.matches(&bin).count(), 1, "{path_line}");
     assert_eq!(served(&out), "jemalloc");
+
+    // Never twice: the library already listed (after another one), or an older copy
+    // elsewhere (by file name), with spaces another tool left: one copy, first.
+    let older = app.build.join("old/liballocshim.so");
+    std::fs::create_dir_all(older.parent().unwrap()).unwrap();
+    std::fs::copy(&lib, &older).unwrap();
+    let want = format!("preload=[{}:{}]", lib.display(), other.display());
+    for existing in [format!("{}:{}", other.display(), lib.display()), format!(" {} {}  ", older.display(), other.display())] {
+        let out = dyno(&app, &[("MIMALLOC_ENABLED", "1"), ("LD_PRELOAD", &existing)], &format!("echo \"preload=[$LD_PRELOAD]\"; exec {}", fingerprint()));
+        assert!(text(&out.stdout).contains(&want), "LD_PRELOAD={existing:?}: {}", text(&out.stdout));
+        assert_eq!(served(&out), "mimalloc", "LD_PRELOAD={existing:?}");
+    }
 }
 
 #[test]
@@ -558,12 +570,20 @@ fn cnb_build_makes_a_cached_launch_layer_that_exec_d_enables_at_start() {
     let (set, out) = launch(&c, &[("JEMALLOC_ENABLED", "false")], &format!("exec {fp}"));
     assert!(set.is_empty(), "{set:?}");
     assert_eq!(served(&out), "none");
-    // An existing preload stays, after ours; quotes and backslashes survive TOML.
+    // An existing preload stays, after ours, ':'-separated (ld.so also splits on the
+    // space); quotes and backslashes survive TOML.
     let other = c_artifact("libearly.so");
     let _ = c_program("libs");
     let odd = format!("{} /tmp/no\"such\\lib.so", other.display());
     let (set, _) = launch(&c, &[("MIMALLOC_ENABLED", "true"), ("LD_PRELOAD", &odd)], "true");
-    assert_eq!(set, [("LD_PRELOAD".to_string(), format!("{lib}:{odd}"))]);
+    assert_eq!(set, [("LD_PRELOAD".to_string(), format!("{lib}:{}:/tmp/no\"such\\lib.so", other.display()))]);
+    // Never twice: already there, or an older copy elsewhere (by file name).
+    let older = c.layers.join("old/lib/liballocshim.so");
+    for existing in [format!("{}:{lib}", other.display()), format!("{}:{}", older.display(), other.display())] {
+        let (set, out) = launch(&c, &[("JEMALLOC_ENABLED", "on"), ("LD_PRELOAD", &existing)], &format!("exec {fp}"));
+        assert_eq!(set, [("LD_PRELOAD".to_string(), format!("{lib}:{}", other.display()))], "LD_PRELOAD={existing}");
+        assert_eq!(served(&out), "jemalloc");
+    }
     // The wrappers are on PATH through the layer's bin/.
     let (_, out) = launch(&c, &[("MIMALLOC_ENABLED", "true")], &format!("exec jemalloc.sh {fp}"));
     assert_eq!(served(&out), "jemalloc");

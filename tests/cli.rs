@@ -55,6 +55,36 @@ fn run_prepends_to_ld_preload_and_keeps_what_was_there() {
     assert!(out.stdout.contains("liballocshim.so") && out.stdout.contains("libplugin.so"), "both must be mapped");
 }
 
+/// `allocshim preload`, the LD_PRELOAD editor the buildpack's start-up scripts call.
+#[test]
+fn preload_prints_the_new_ld_preload_and_answers_whether_to() {
+    let lib = lib().canonicalize().unwrap();
+    let other = "/x/libother.so";
+    // The library first, the rest kept in order, an older copy dropped, ':' only.
+    let out = allocshim(&["preload"]).env("LD_PRELOAD", format!(" /old/liballocshim.so {other}:/y/liby.so")).success().unwrap();
+    assert_eq!(out.stdout, format!("{}:{other}:/y/liby.so\n", lib.display()));
+    let out = allocshim(&["preload"]).env("LD_PRELOAD", format!("{other}:{}", lib.display())).success().unwrap();
+    assert_eq!(out.stdout, format!("{}:{other}\n", lib.display()));
+
+    // --if-enabled: nothing asked, nothing printed, exit 1.
+    let out = allocshim(&["preload", "--if-enabled"]).output();
+    assert_eq!((out.status.code(), out.stdout.as_str(), out.stderr.as_str()), (Some(1), "", ""));
+    // Not preloaded, so the library cannot explain a misspelt switch: the command does.
+    let out = allocshim(&["preload", "--if-enabled"]).env("JEMALLOC_ENABLED", "treu").output();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.starts_with("allocshim: ignoring JEMALLOC_ENABLED=\"treu\": expected true"), "{}", out.stderr);
+    // Asked: the value, with --lib used as given; the warnings are left to the library.
+    let out = allocshim(&["preload", "--if-enabled", "--lib", lib.to_str().unwrap()])
+        .env("JEMALLOC_ENABLED", "yes")
+        .env("MIMALLOC_ENABLED", "on")
+        .success()
+        .unwrap();
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), (format!("{}\n", lib.display()).as_str(), ""));
+
+    refused(&allocshim(&["preload", "--lib", "liballocshim.so"]).output(), 2, "--lib liballocshim.so is not an absolute path to a file");
+}
+
 #[test]
 fn run_with_stats_prints_the_exit_summary() {
     let out = allocshim(&["run", "--stats", "--backend", "jemalloc", "--", "true"]).success().unwrap();
@@ -152,9 +182,21 @@ fn doctor_on_this_shell_finds_separators_and_conflicts() {
     assert_eq!(out.status.code(), Some(1), "{}", out.stdout);
     assert!(out.stdout.contains("several allocators enabled; using jemalloc"), "{}", out.stdout);
 
+    assert!(out.stdout.contains("fix: turn SNMALLOC_ENABLED off to keep jemalloc, or set ALLOCSHIM_BACKEND"), "{}", out.stdout);
+
     let out = allocshim(&["doctor"]).env("LD_PRELOAD", &lib).env("MIMALLOC_ENABLED", "treu").output();
     assert_eq!(out.status.code(), Some(1), "{}", out.stdout);
     assert!(out.stdout.contains("MIMALLOC_ENABLED=\"treu\""), "{}", out.stdout);
+    assert!(out.stdout.contains("fix: set MIMALLOC_ENABLED to one of true, 1, yes, on (on) or false, 0, no, off (off), or unset it"), "{}", out.stdout);
+
+    // Print-only switches: the library never sees them in doctor's probe, the shared
+    // rules still judge them.
+    let out = allocshim(&["doctor"]).env("LD_PRELOAD", &lib).env("JEMALLOC_ENABLED", "1").env("ALLOCSHIM_VERBOSE", "off").output();
+    assert!(out.status.success(), "ALLOCSHIM_VERBOSE=off is valid: {}", out.stdout);
+    let out = allocshim(&["doctor"]).env("LD_PRELOAD", &lib).env("JEMALLOC_ENABLED", "1").env("ALLOCSHIM_STATS", "maybe").output();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stdout);
+    assert!(out.stdout.contains("the library warns: ignoring ALLOCSHIM_STATS=\"maybe\""), "{}", out.stdout);
+    assert_eq!(out.stdout.matches("the library warns").count(), 1, "{}", out.stdout);
 }
 
 #[test]

@@ -3,9 +3,9 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering::*};
 
-use allocshim_select::env::{secure_mode, Env};
+use allocshim_select::env::Env;
 use allocshim_select::line::{warn, Line};
-use allocshim_select::{rules, Backend};
+use allocshim_select::{rules, vars, Backend};
 
 use crate::compiled;
 
@@ -77,7 +77,7 @@ fn decide() -> Backend {
         warn(&l);
         return Backend::System;
     };
-    let choice = rules::decide(&env, &mut |l| warn(l));
+    let choice = rules::decide(&env, &mut |w| w.print());
     let mut reason = choice.reason;
     let mut backend = choice.backend;
     if !compiled(backend) {
@@ -87,7 +87,7 @@ fn decide() -> Backend {
         reason.str("; ").bytes(l.as_bytes());
         backend = Backend::System;
     }
-    if !secure_mode() && rules::flag(env.get(b"ALLOCSHIM_VERBOSE")) {
+    if rules::flag(&env, vars::ALLOCSHIM_VERBOSE, &mut |w| w.print()) {
         let mut l = Line::new();
         l.str("backend ").bytes(backend.name().to_bytes()).str(" (").bytes(reason.as_bytes()).str(")");
         warn(&l);

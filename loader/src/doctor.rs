@@ -1,13 +1,17 @@
 //! `allocshim doctor`: is the library really serving this shell, process or program,
 //! and if not, why, with a one-line fix for each finding.
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use allocshim_select::env::Env;
+use allocshim_select::rules::{self, Warning};
+use allocshim_select::vars::{ALLOCSHIM_BACKEND, ALLOCSHIM_LIB, ALLOCSHIM_STATS, ALLOCSHIM_VERBOSE, LD_PRELOAD};
+use allocshim_select::{Backend, ALL};
 use anyhow::Result;
 
-use crate::{elf, locate, probe};
+use crate::{elf, locate, preload, probe};
 
 #[derive(PartialEq, PartialOrd, Clone, Copy)]
 enum Level {
@@ -62,8 +66,7 @@ pub fn main(pid: Option<u32>, cmd: &[OsString]) -> Result<ExitCode> {
     if target.env.is_none() {
         f.note("cannot read the process's environment", "run doctor as the process's user or as root");
     }
-    let preload = get(&env, "LD_PRELOAD");
-    let named = check_preload(&mut f, preload.as_deref());
+    let named = check_preload(&mut f, get(&env, LD_PRELOAD).as_deref());
     let lib = named.clone().filter(|p| p.is_file()).or_else(|| locate::library().ok().map(|l| l.path));
 
     match &target.maps {
@@ -80,10 +83,10 @@ pub fn main(pid: Option<u32>, cmd: &[OsString]) -> Result<ExitCode> {
         );
     }
     match (&lib, target.env.is_some()) {
-        (Some(lib), true) => check_selection(&mut f, lib, &env),
+        (Some(lib), true) => check_selection(&mut f, lib, &env, target.secure),
         (None, _) => f.problem(
             format!("cannot find {} to ask what this environment selects", locate::FILE_NAME),
-            "set ALLOCSHIM_LIB=/path/to/liballocshim.so",
+            format!("set {ALLOCSHIM_LIB}=/path/to/{}", locate::FILE_NAME),
         ),
         _ => {}
     }
@@ -168,21 +171,23 @@ fn get(env: &[(OsString, OsString)], key: &str) -> Option<OsString> {
 
 /// Checks every LD_PRELOAD entry; returns the entry that names the library, if any.
 fn check_preload(f: &mut Findings, preload: Option<&OsStr>) -> Option<PathBuf> {
-    let raw = preload.map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-    let how_to_enable = "start the program with `allocshim run -- CMD`, or set LD_PRELOAD=/path/to/liballocshim.so \
-                         (the buildpack's .profile.d script does this in dyno shells; one-off shells that skip it do not have it)";
-    if raw.trim().is_empty() {
-        f.problem("LD_PRELOAD is not set: the library is not preloaded", how_to_enable);
+    let entries: Vec<String> = preload::entries(preload.unwrap_or_default()).map(|e| e.to_string_lossy().into_owned()).collect();
+    let how_to_enable = format!(
+        "start the program with `allocshim run -- CMD`, or set {LD_PRELOAD}=/path/to/{} \
+         (the buildpack's .profile.d script does this in dyno shells; one-off shells that skip it do not have it)",
+        locate::FILE_NAME
+    );
+    if entries.is_empty() {
+        f.problem(format!("{LD_PRELOAD} is not set: the library is not preloaded"), how_to_enable);
         return None;
     }
-    let entries: Vec<&str> = raw.split([' ', ':']).filter(|e| !e.is_empty()).collect();
     let mut ours = None;
     let mut misseparated = false;
     let mut seen = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let name = Path::new(e).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if seen.contains(e) {
-            f.note(format!("LD_PRELOAD lists {e} twice"), "list each library once");
+        if seen.contains(&e) {
+            f.note(format!("{LD_PRELOAD} lists {e} twice"), "list each library once");
             continue;
         }
         seen.push(e);
@@ -191,36 +196,36 @@ fn check_preload(f: &mut Findings, preload: Option<&OsStr>) -> Option<PathBuf> {
             // of judging the pieces.
             misseparated = true;
             f.problem(
-                format!("LD_PRELOAD entry \"{e}\" contains ';' or ',': ld.so reads it as one file name and cannot load it"),
-                format!("separate entries with ':' or spaces: LD_PRELOAD=\"{}\"", entries.join(":").replace([';', ','], ":")),
+                format!("{LD_PRELOAD} entry \"{e}\" contains ';' or ',': ld.so reads it as one file name and cannot load it"),
+                format!("separate entries with ':' or spaces: {LD_PRELOAD}=\"{}\"", entries.join(":").replace([';', ','], ":")),
             );
             continue;
         } else if !Path::new(e).exists() {
             f.problem(
-                format!("LD_PRELOAD entry {e} does not exist: ld.so prints \"cannot be preloaded\" and skips it"),
+                format!("{LD_PRELOAD} entry {e} does not exist: ld.so prints \"cannot be preloaded\" and skips it"),
                 "correct the path (it must be absolute, as seen by the process)",
             );
         } else if !e.starts_with('/') {
-            f.note(format!("LD_PRELOAD entry {e} is relative: it only works from the directory it is relative to"), "use an absolute path");
+            f.note(format!("{LD_PRELOAD} entry {e} is relative: it only works from the directory it is relative to"), "use an absolute path");
         }
-        if name == locate::FILE_NAME {
+        if preload::is_library(OsStr::new(e)) {
             if ours.is_none() {
                 ours = Some(PathBuf::from(e));
                 if i == 0 {
-                    f.ok(format!("LD_PRELOAD names {e}"));
+                    f.ok(format!("{LD_PRELOAD} names {e}"));
                 }
             }
         } else if let Some(other) = OTHER_ALLOCATORS.iter().find(|a| name.starts_with(*a)) {
             f.problem(
-                format!("LD_PRELOAD also preloads {e} ({other}): whichever allocator comes first serves malloc, and both initialise"),
-                format!("remove {e} from LD_PRELOAD; choose the allocator with allocshim's variables instead"),
+                format!("{LD_PRELOAD} also preloads {e} ({other}): whichever allocator comes first serves malloc, and both initialise"),
+                format!("remove {e} from {LD_PRELOAD}; choose the allocator with allocshim's variables instead"),
             );
         }
     }
-    match (&ours, entries.iter().position(|e| e.ends_with(locate::FILE_NAME))) {
-        (None, _) if !misseparated => f.problem(format!("LD_PRELOAD does not name {}", locate::FILE_NAME), how_to_enable),
+    match (&ours, entries.iter().position(|e| preload::is_library(OsStr::new(e)))) {
+        (None, _) if !misseparated => f.problem(format!("{LD_PRELOAD} does not name {}", locate::FILE_NAME), how_to_enable),
         (Some(p), Some(i)) if i > 0 => f.note(
-            format!("LD_PRELOAD names {} but not first", p.display()),
+            format!("{LD_PRELOAD} names {} but not first", p.display()),
             "put liballocshim.so first, so that no library before it can define malloc",
         ),
         _ => {}
@@ -236,9 +241,9 @@ fn check_maps(f: &mut Findings, maps: &str, named: bool, target: &Target) {
         let why = if target.secure {
             "the process is in secure mode, where ld.so ignores preload paths outside the system library directories"
         } else {
-            "see the findings about LD_PRELOAD and the program"
+            "see the findings about the preload list and the program"
         };
-        f.problem(format!("LD_PRELOAD names the library but the process has not loaded it: {why}"), "fix the causes listed here, then restart the process");
+        f.problem(format!("{LD_PRELOAD} names the library but the process has not loaded it: {why}"), "fix the causes listed here, then restart the process");
     }
     let mut others: Vec<&&str> = mapped.iter().filter(|p| OTHER_ALLOCATORS.iter().any(|a| p.rsplit('/').next().unwrap_or("").starts_with(a))).collect();
     others.dedup();
@@ -276,26 +281,59 @@ fn check_program(f: &mut Findings, path: &Path) {
     }
 }
 
-fn check_selection(f: &mut Findings, lib: &Path, env: &[(OsString, OsString)]) {
+/// What the library selects (asked in a child, see `probe`), and the rules' warnings
+/// for this environment as typed values (the shared rules run here on the target's
+/// environment: the child cannot report `ALLOCSHIM_VERBOSE`/`ALLOCSHIM_STATS`, which
+/// it does not see), each with its fix.
+fn check_selection(f: &mut Findings, lib: &Path, env: &[(OsString, OsString)], secure: bool) {
     let report = match probe::ask(lib, Some(env), &[]) {
         Ok(r) => r,
         Err(e) => return f.problem(format!("{e:#}"), "rebuild or reinstall the library for this machine"),
     };
-    let asked = !report.reason.starts_with("default");
+    let block: Vec<CString> = env.iter().filter_map(|(k, v)| CString::new([k.as_bytes(), b"=", v.as_bytes()].concat()).ok()).collect();
+    let entries: Vec<&CStr> = block.iter().map(CString::as_c_str).collect();
+    let env = Env::from_entries(&entries);
+    let mut warnings = Vec::new();
+    // In secure mode the library reads nothing, so no value can be wrong.
+    let asked = !secure && {
+        let choice = rules::choose(&env, &mut |w| warnings.push(*w));
+        for var in [ALLOCSHIM_VERBOSE, ALLOCSHIM_STATS] {
+            rules::flag(&env, var, &mut |w| warnings.push(*w));
+        }
+        !choice.reason.is_empty()
+    };
     let text = format!("with this environment the library selects {} {} ({})", report.active.name, report.active.version, report.reason);
-    if asked {
+    if asked || secure {
         f.ok(text);
     } else {
-        f.note(text, "set ALLOCSHIM_BACKEND or one of JEMALLOC_ENABLED, MIMALLOC_ENABLED, SNMALLOC_ENABLED to true");
+        let switches: Vec<&str> = ALL.iter().filter_map(|b| b.enable_var()).collect();
+        f.note(text, format!("set {ALLOCSHIM_BACKEND} or one of {} to true", switches.join(", ")));
     }
-    for w in report.warnings {
-        let fix = if w.contains("several allocators enabled") {
-            "leave one *_ENABLED variable on, or set ALLOCSHIM_BACKEND to the one you want"
-        } else if w.starts_with("ignoring ") {
-            "set the variable to one of the accepted values it lists, or unset it"
-        } else {
-            "see the README's section on this message"
-        };
-        f.problem(format!("the library warns: {w}"), fix);
+    let mut explained = Vec::new();
+    for w in &warnings {
+        let line = String::from_utf8_lossy(w.line().as_bytes()).into_owned();
+        f.problem(format!("the library warns: {line}"), fix(w));
+        explained.push(line);
+    }
+    // Anything else the library said (a backend it refused, ...), in its own words.
+    for w in report.warnings.into_iter().filter(|w| !explained.contains(w)) {
+        f.problem(format!("the library warns: {w}"), "see the README's section on this message");
+    }
+}
+
+/// The fix for each warning of the rules.
+fn fix(w: &Warning) -> String {
+    match *w {
+        Warning::UnknownBackend { .. } => {
+            let names: Vec<String> = ALL.iter().map(|b| b.name().to_string_lossy().into_owned()).collect();
+            format!("set {ALLOCSHIM_BACKEND} to one of {}, or unset it", names.join(", "))
+        }
+        Warning::NotASwitch { var, .. } => {
+            format!("set {var} to one of {} (on) or {} (off), or unset it", rules::ON.join(", "), rules::OFF.join(", "))
+        }
+        Warning::SeveralEnabled { using, ignored } => {
+            let vars: Vec<&str> = ignored.iter().filter_map(Backend::enable_var).collect();
+            format!("turn {} off to keep {}, or set {ALLOCSHIM_BACKEND} to the one you want", vars.join(", "), using.name().to_string_lossy())
+        }
     }
 }

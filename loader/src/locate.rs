@@ -2,6 +2,7 @@
 //! layout of a release tarball), or the build tree this binary was built from.
 use std::path::{Path, PathBuf};
 
+use allocshim_select::vars::{ALLOCSHIM_LIB, LD_PRELOAD};
 use anyhow::{bail, Context, Result};
 
 pub const FILE_NAME: &str = "liballocshim.so";
@@ -14,12 +15,12 @@ pub struct Found {
 
 pub fn library() -> Result<Found> {
     // An explicit setting is obeyed or refused, never silently replaced by a guess.
-    if let Some(v) = std::env::var_os("ALLOCSHIM_LIB") {
+    if let Some(v) = std::env::var_os(ALLOCSHIM_LIB) {
         let p = PathBuf::from(&v);
         if !p.is_file() {
-            bail!("ALLOCSHIM_LIB={} is not a file; point it at {FILE_NAME} or unset it", p.display());
+            bail!("{ALLOCSHIM_LIB}={} is not a file; point it at {FILE_NAME} or unset it", p.display());
         }
-        return found(&p, "ALLOCSHIM_LIB");
+        return found(&p, ALLOCSHIM_LIB);
     }
     let exe = std::env::current_exe().context("cannot tell where this program is")?;
     let dir = exe.parent().unwrap_or(Path::new("/"));
@@ -37,7 +38,7 @@ pub fn library() -> Result<Found> {
     }
     let looked: Vec<String> = candidates.iter().map(|(d, how)| format!("  {} ({how})", d.join(FILE_NAME).display())).collect();
     bail!(
-        "cannot find {FILE_NAME}; looked at:\n  ALLOCSHIM_LIB (not set)\n{}\nset ALLOCSHIM_LIB=/path/to/{FILE_NAME}, or build it with `cargo build --release -p allocshim-shim`",
+        "cannot find {FILE_NAME}; looked at:\n  {ALLOCSHIM_LIB} (not set)\n{}\nset {ALLOCSHIM_LIB}=/path/to/{FILE_NAME}, or build it with `cargo build --release -p allocshim-shim`",
         looked.join("\n")
     )
 }
@@ -45,8 +46,23 @@ pub fn library() -> Result<Found> {
 fn found(p: &Path, how: &'static str) -> Result<Found> {
     // Absolute, so that LD_PRELOAD keeps working after a child changes directory.
     let path = p.canonicalize().with_context(|| format!("cannot resolve {}", p.display()))?;
-    if path.to_string_lossy().contains([' ', ':']) {
-        bail!("{} contains a space or ':', which LD_PRELOAD uses as separators; move the library", path.display());
-    }
+    preloadable(&path)?;
     Ok(Found { path, how })
+}
+
+/// A library given by path (`allocshim preload --lib`), used as given: an absolute
+/// path to a file, fit for LD_PRELOAD.
+pub fn given(p: &Path) -> Result<Found> {
+    if !p.is_absolute() || !p.is_file() {
+        bail!("--lib {} is not an absolute path to a file; give the full path of {FILE_NAME}", p.display());
+    }
+    preloadable(p)?;
+    Ok(Found { path: p.to_path_buf(), how: "--lib" })
+}
+
+fn preloadable(path: &Path) -> Result<()> {
+    if path.to_string_lossy().contains([' ', ':']) {
+        bail!("{} contains a space or ':', which {LD_PRELOAD} uses as separators; move the library", path.display());
+    }
+    Ok(())
 }

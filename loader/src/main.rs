@@ -1,18 +1,23 @@
 //! `allocshim`: finds liballocshim.so, checks it, and runs programs with it.
 //!
-//! The command never reimplements the library's rules: what a given environment
-//! selects, the list of backends and their versions all come from the library itself,
-//! asked in a child process that has it preloaded (see `probe`).
+//! What a given environment selects, the list of backends and their versions come
+//! from the library itself, asked in a child process that has it preloaded (see
+//! `probe`). Where the command needs the rules in-process (`enabled`, `preload
+//! --if-enabled`, the typed warnings `doctor` explains), it runs the library's own
+//! code, the shared `allocshim-select` crate, never a copy of it.
 mod compare;
 mod doctor;
 mod elf;
 mod info;
 mod launch;
 mod locate;
+mod preload;
 mod probe;
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -65,6 +70,19 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Print LD_PRELOAD with the library first: what was there stays after it, in
+    /// order, without other copies of the library (the rules `run` follows). For
+    /// start-up scripts: `export LD_PRELOAD="$(allocshim preload)"`.
+    Preload {
+        /// The library to put first: an absolute path, used as given. Default: the
+        /// library `info` finds.
+        #[arg(long, value_name = "PATH")]
+        lib: Option<PathBuf>,
+        /// Only if this environment asks for an allocator (the answer of `enabled`);
+        /// otherwise print nothing, only the rules' warnings, and exit 1.
+        #[arg(long)]
+        if_enabled: bool,
+    },
     /// Internal: run with the library preloaded, report what it says about itself.
     #[command(name = "__probe", hide = true)]
     Probe { lib: PathBuf },
@@ -73,11 +91,11 @@ enum Command {
 /// `allocshim enabled`: the shared rules (allocshim-select) on this process's own
 /// environment, so a profile script decides exactly as the library would.
 fn enabled(quiet: bool) -> anyhow::Result<ExitCode> {
-    use allocshim_select::{env::Env, line, rules, Backend};
+    use allocshim_select::{env::Env, rules, Backend};
     let env = Env::from_libc().ok_or_else(|| anyhow::anyhow!("no environment"))?;
-    let mut warn = |l: &line::Line| {
+    let mut warn = |w: &rules::Warning| {
         if !quiet {
-            line::warn(l)
+            w.print()
         }
     };
     let choice = rules::decide(&env, &mut warn);
@@ -85,6 +103,31 @@ fn enabled(quiet: bool) -> anyhow::Result<ExitCode> {
         println!("{} ({})", choice.backend.name().to_string_lossy(), String::from_utf8_lossy(choice.reason.as_bytes()));
     }
     Ok(if choice.backend == Backend::System { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `allocshim preload`: the one LD_PRELOAD editor (`preload`), for the buildpack's
+/// `.profile.d` and `exec.d` scripts; with `--if-enabled` one call answers both
+/// "preload at all?" and "the new value", so a dyno start costs one exec.
+fn preload(lib: Option<&Path>, if_enabled: bool) -> anyhow::Result<ExitCode> {
+    use allocshim_select::{env::Env, rules, vars::LD_PRELOAD, Backend};
+    if if_enabled {
+        let env = Env::from_libc().ok_or_else(|| anyhow::anyhow!("no environment"))?;
+        let mut warnings = Vec::new();
+        if rules::decide(&env, &mut |w| warnings.push(*w)).backend == Backend::System {
+            // A library that is loaded prints these itself, in every process; one
+            // that is not would leave a misspelt switch unexplained.
+            warnings.iter().for_each(rules::Warning::print);
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let lib = match lib {
+        Some(p) => locate::given(p)?,
+        None => locate::library()?,
+    };
+    let mut value = preload::prepend(&lib.path, std::env::var_os(LD_PRELOAD).as_deref()).into_vec();
+    value.push(b'\n');
+    std::io::stdout().write_all(&value)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -96,6 +139,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare::main(args),
         Command::Summarize(args) => compare::summarize::main(args),
         Command::Enabled { quiet } => enabled(quiet),
+        Command::Preload { lib, if_enabled } => preload(lib.as_deref(), if_enabled),
         Command::Probe { lib } => probe::child(&lib),
     };
     match result {

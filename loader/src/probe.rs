@@ -11,6 +11,7 @@ use std::ffi::{c_char, c_int, CStr, OsString};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
+use allocshim_select::vars::{LD_PRELOAD, PRINT_ONLY};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -44,9 +45,6 @@ impl Report {
     }
 }
 
-/// Variables that only change what the library prints, not what it selects.
-const QUIET: [&str; 2] = ["ALLOCSHIM_VERBOSE", "ALLOCSHIM_STATS"];
-
 /// What `lib` reports when started with this process's environment (`env: None`) or
 /// with exactly `env`, plus `set` on top.
 pub fn ask(lib: &Path, env: Option<&[(OsString, OsString)]>, set: &[(&str, &str)]) -> Result<Report> {
@@ -56,10 +54,11 @@ pub fn ask(lib: &Path, env: Option<&[(OsString, OsString)]>, set: &[(&str, &str)
     if let Some(vars) = env {
         cmd.env_clear().envs(vars.iter().map(|(k, v)| (k, v)));
     }
-    for v in QUIET {
+    // Only what the library selects matters here, not what it would print.
+    for v in PRINT_ONLY {
         cmd.env_remove(v);
     }
-    cmd.env("LD_PRELOAD", lib).envs(set.iter().copied());
+    cmd.env(LD_PRELOAD, lib).envs(set.iter().copied());
     let out = cmd
         .stdin(Stdio::null())
         .output()

@@ -1,15 +1,18 @@
-//! What liballocshim.so and the `allocshim` crate must agree on, written once: the
-//! backends, their names and switch variables ([`Backend`]), reading the environment
-//! without allocating ([`env`]), the rules that pick a backend ([`rules`]), and the
-//! raw `write(2)` lines both print ([`line`]).
+//! What liballocshim.so, the `allocshim` crate and the `allocshim` command must agree
+//! on, written once: the backends, their names and switch variables ([`Backend`]),
+//! the names of every environment variable ([`vars`]), reading the environment
+//! without allocating ([`env`]), the rules that pick a backend and read the switches,
+//! with their warnings ([`rules`]), and the raw `write(2)` lines the library and the
+//! crate print ([`line`]).
 //!
 //! `no_std` and allocation-free: the library runs this inside `malloc`, the crate
 //! inside `GlobalAlloc::alloc`.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 
 pub mod env;
 pub mod line;
 pub mod rules;
+pub mod vars;
 
 use core::ffi::CStr;
 
@@ -46,11 +49,12 @@ impl Backend {
     }
 
     /// The buildpack-style switch (`JEMALLOC_ENABLED=true`); `system` has none.
-    pub const fn enable_var(self) -> Option<&'static [u8]> {
+    /// These are the `*_ENABLED` variables of [`vars`]; they are defined only here.
+    pub const fn enable_var(self) -> Option<&'static str> {
         match self {
-            Backend::Jemalloc => Some(b"JEMALLOC_ENABLED"),
-            Backend::Mimalloc => Some(b"MIMALLOC_ENABLED"),
-            Backend::Snmalloc => Some(b"SNMALLOC_ENABLED"),
+            Backend::Jemalloc => Some("JEMALLOC_ENABLED"),
+            Backend::Mimalloc => Some("MIMALLOC_ENABLED"),
+            Backend::Snmalloc => Some("SNMALLOC_ENABLED"),
             Backend::System => None,
         }
     }

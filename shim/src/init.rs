@@ -13,7 +13,7 @@ use crate::backend::{Backend, BackendExt, Ops};
 use crate::bootstrap;
 use crate::env::{self, Env};
 use crate::report::{self, Line};
-use crate::select;
+use crate::{select, vars};
 
 const UNINIT: u8 = 0;
 const SELECTING: u8 = 1;
@@ -64,7 +64,9 @@ fn ensure(envp: Option<*const *const c_char>) -> Ready {
             }
             _ => {
                 let env = match envp {
-                    Some(p) => Env::from_envp(p),
+                    // SAFETY: the `envp` ld.so passes to ELF initialisers: a
+                    // NULL-terminated block that lives as long as the process.
+                    Some(p) => unsafe { Env::from_envp(p) },
                     None => Env::from_libc(),
                 };
                 let Some(env) = env else { return Ready::NotYet };
@@ -86,7 +88,7 @@ unsafe fn select_and_start(env: &Env) {
         report::warn(&l);
         (Backend::System, l)
     } else {
-        let choice = select::decide(env, &mut |l| report::warn(l));
+        let choice = select::decide(env, &mut |w| w.print());
         (choice.backend, choice.reason)
     };
 
@@ -106,13 +108,12 @@ unsafe fn select_and_start(env: &Env) {
     REASON = reason;
     ACTIVE.store(backend.ops() as *const Ops as *mut Ops, Release);
 
-    if !env::secure_mode() {
-        if select::flag(env.get(b"ALLOCSHIM_VERBOSE")) {
-            report::verbose_choice(backend, reason.as_bytes());
-        }
-        if select::flag(env.get(b"ALLOCSHIM_STATS")) {
-            EXIT_STATS.store(1, Relaxed);
-        }
+    // `flag` reads nothing in secure mode.
+    if select::flag(env, vars::ALLOCSHIM_VERBOSE, &mut |w| w.print()) {
+        report::verbose_choice(backend, reason.as_bytes());
+    }
+    if select::flag(env, vars::ALLOCSHIM_STATS, &mut |w| w.print()) {
+        EXIT_STATS.store(1, Relaxed);
     }
 }
 

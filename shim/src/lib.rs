@@ -18,7 +18,7 @@ mod init;
 mod report;
 
 // The rules and the environment reader are shared with the `allocshim` crate.
-use allocshim_select::{env, rules as select};
+use allocshim_select::{env, rules as select, vars};
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use allocshim_select::vars::{ALLOCSHIM_BACKEND, ALLOCSHIM_STATS, ALLOCSHIM_VERBOSE, LD_PRELOAD};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -132,11 +133,11 @@ fn once(v: &Variant, plan: &Plan, stdout_path: &Path, stderr_path: &Path, units:
     let stdout = File::create(stdout_path).with_context(|| format!("cannot create {}", stdout_path.display()))?;
     cmd.args(&plan.cmd[1..]).stdin(Stdio::null()).stdout(stdout);
     match &v.preload {
-        Some(lib) => cmd.env("LD_PRELOAD", lib),
-        None => cmd.env_remove("LD_PRELOAD"),
+        Some(lib) => cmd.env(LD_PRELOAD, lib),
+        None => cmd.env_remove(LD_PRELOAD),
     };
     if let Some(b) = &v.backend {
-        cmd.env("ALLOCSHIM_BACKEND", b).env("ALLOCSHIM_VERBOSE", "1").env_remove("ALLOCSHIM_STATS");
+        cmd.env(ALLOCSHIM_BACKEND, b).env(ALLOCSHIM_VERBOSE, "1").env_remove(ALLOCSHIM_STATS);
     }
     let stderr = File::create(stderr_path).with_context(|| format!("cannot create {}", stderr_path.display()))?;
     cmd.stderr(stderr);

@@ -64,17 +64,23 @@ pub fn version() -> &'static CStr {
     CStr::from_bytes_with_nul(V.as_bytes()).unwrap_or(c"?")
 }
 
+/// snmalloc's own figures: (current, peak) bytes of memory it holds from the OS.
+unsafe fn statistics() -> (usize, usize) {
+    let (mut current, mut peak) = (0usize, 0usize);
+    sn::sn_rust_statistics(&mut current, &mut peak);
+    (current, peak)
+}
+
 pub unsafe fn print_stats() {
-    let u = usage();
+    // Both figures from the one call: `usage` has no peak to give.
+    let (current, peak) = statistics();
     let mut l = crate::report::Line::new();
-    l.str("snmalloc: current ").size(u.allocated.unwrap_or(0) as u64);
-    l.str(", peak ").size(u.resident.unwrap_or(0) as u64);
+    l.str("snmalloc: current ").size(current as u64);
+    l.str(", peak ").size(peak as u64);
     l.str(" (snmalloc has no detailed statistics report)");
     crate::report::warn(&l);
 }
 
 pub unsafe fn usage() -> Usage {
-    let (mut current, mut peak) = (0usize, 0usize);
-    sn::sn_rust_statistics(&mut current, &mut peak);
-    Usage { allocated: Some(current), resident: None }
+    Usage { allocated: Some(statistics().0), resident: None }
 }

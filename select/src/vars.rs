@@ -1,0 +1,51 @@
+//! The environment contract: the name of every variable liballocshim.so, the
+//! `allocshim` crate, the `allocshim` command and the buildpack read, written once.
+//!
+//! Rust code names variables only through these constants (the switches through
+//! [`Backend::enable_var`](crate::Backend::enable_var), which is the backend list).
+//! The shell scripts cannot import them: the buildpack's start-up scripts ask the
+//! command (`allocshim preload --if-enabled`), so they name no selection variable
+//! themselves; the build-time variables below are read by `buildpack/artifact.sh`,
+//! and listed here so that the whole contract is in one place.
+//!
+//! Every yes/no variable (the `*_ENABLED` switches, [`ALLOCSHIM_VERBOSE`],
+//! [`ALLOCSHIM_STATS`]) takes the one vocabulary of [`rules::switch`](crate::rules::switch).
+
+/// Read by the library and the crate: the backend by name (`jemalloc`, `mimalloc`,
+/// `snmalloc`, `system`; any case, blanks around ignored, empty = unset). Wins over
+/// the `*_ENABLED` switches. `allocshim run --backend` sets it.
+pub const ALLOCSHIM_BACKEND: &str = "ALLOCSHIM_BACKEND";
+
+/// Read by the library and the crate: a switch; on, one line at start naming the
+/// backend, its version and why it was chosen. `allocshim run --verbose` sets it.
+pub const ALLOCSHIM_VERBOSE: &str = "ALLOCSHIM_VERBOSE";
+
+/// Read by the library: a switch; on, one line of figures at exit.
+/// `allocshim run --stats` sets it.
+pub const ALLOCSHIM_STATS: &str = "ALLOCSHIM_STATS";
+
+/// Read by jemalloc's backend in the library when jemalloc is chosen: jemalloc's own
+/// options, as a standalone jemalloc reads them. (`_RJEM_MALLOC_CONF` and
+/// `MIMALLOC_*` are read by the allocators themselves, not by our code.)
+pub const MALLOC_CONF: &str = "MALLOC_CONF";
+
+/// Read by the command: the path of liballocshim.so, when it is not next to the
+/// command or in `../lib` from it.
+pub const ALLOCSHIM_LIB: &str = "ALLOCSHIM_LIB";
+
+/// Written by the command (`run`, `preload`), read by ld.so and by `allocshim doctor`.
+pub const LD_PRELOAD: &str = "LD_PRELOAD";
+
+/// Build-time config vars of the buildpack (`buildpack/artifact.sh`): a mirror to
+/// download the artifact from (https://, file:// or a directory).
+pub const ALLOCSHIM_DIST_URL: &str = "ALLOCSHIM_DIST_URL";
+
+/// Build-time config var of the buildpack: another list of artifacts and checksums.
+pub const ALLOCSHIM_ARTIFACTS: &str = "ALLOCSHIM_ARTIFACTS";
+
+/// Build-time config vars of the buildpack: version pins, `<BACKEND>_VERSION`
+/// (`MIMALLOC_VERSION`, ...) for each backend with a switch.
+pub const VERSION_PIN_SUFFIX: &str = "_VERSION";
+
+/// Variables that only change what the library prints, never what it selects.
+pub const PRINT_ONLY: [&str; 2] = [ALLOCSHIM_VERBOSE, ALLOCSHIM_STATS];
