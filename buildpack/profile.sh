@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # allocshim: sourced from .profile.d at dyno start (installed by bin/compile).
 # Preloads liballocshim.so when the config vars ask for an allocator, by the library's
 # own rules: one call of `allocshim preload --if-enabled` decides that and prints the

@@ -36,12 +36,21 @@ pub const ALLOCSHIM_LIB: &str = "ALLOCSHIM_LIB";
 /// Written by the command (`run`, `preload`), read by ld.so and by `allocshim doctor`.
 pub const LD_PRELOAD: &str = "LD_PRELOAD";
 
-/// Build-time config vars of the buildpack (`buildpack/artifact.sh`): a mirror to
+/// Build-time config var of the buildpack (`buildpack/obtain.sh`): where the artifact
+/// comes from: `auto` (prebuilt when one is listed, else built from source),
+/// `prebuilt`, `source`.
+pub const ALLOCSHIM_BUILD: &str = "ALLOCSHIM_BUILD";
+
+/// Build-time config var of the buildpack (`buildpack/artifact.sh`): a mirror to
 /// download the artifact from (https://, file:// or a directory).
 pub const ALLOCSHIM_DIST_URL: &str = "ALLOCSHIM_DIST_URL";
 
 /// Build-time config var of the buildpack: another list of artifacts and checksums.
 pub const ALLOCSHIM_ARTIFACTS: &str = "ALLOCSHIM_ARTIFACTS";
+
+/// Build-time config var of the buildpack (`buildpack/toolchain.sh`): where
+/// rustup-init is downloaded from for a source build on a machine without Rust.
+pub const ALLOCSHIM_RUSTUP_URL: &str = "ALLOCSHIM_RUSTUP_URL";
 
 /// Build-time config vars of the buildpack: version pins, `<BACKEND>_VERSION`
 /// (`MIMALLOC_VERSION`, ...) for each backend with a switch.
