@@ -137,6 +137,8 @@ fn plan(backend: Backend, arena_live: bool) -> [usize; 4] {
     let realloc_direct = !arena_live
         && match backend {
             Backend::System | Backend::Snmalloc => true,
+            // SAFETY: jemalloc is the chosen backend, so it is initialised and its
+            // options are final.
             Backend::Jemalloc => unsafe { jemalloc_frees_on_zero_realloc() },
             Backend::Mimalloc => false,
         };
@@ -153,6 +155,9 @@ fn plan(backend: Backend, arena_live: bool) -> [usize; 4] {
 /// changed it; only then does its realloc(p, 0) match glibc's. Read from jemalloc's
 /// option variable (linked in statically): asking `mallctl` would first build
 /// jemalloc's whole control tree, 200 k instructions of start-up.
+///
+/// # Safety
+/// jemalloc must have been initialised (its options parsed).
 unsafe fn jemalloc_frees_on_zero_realloc() -> bool {
     extern "C" {
         // jemalloc.c `opt_zero_realloc_action`, a `zero_realloc_action_t`:
@@ -224,6 +229,11 @@ unsafe extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: libc::siz
     0
 }
 
+/// Rewrites the qualifying slots of one loaded object.
+///
+/// # Safety
+/// `info` describes a loaded, relocated object, and ld.so's load lock is held
+/// (we are inside `dl_iterate_phdr`), so its mappings and the namespace list stay put.
 unsafe fn object(info: &libc::dl_phdr_info, plan: &mut Plan) {
     let base = info.dlpi_addr as usize;
     let phdrs = core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize);
@@ -291,6 +301,7 @@ unsafe fn object(info: &libc::dl_phdr_info, plan: &mut Plan) {
         relro: (relro_start, relro_end),
         lazy: plan.lazy && !symbolic,
         unprotected: false,
+        refused: false,
     };
     const RELA_SIZE: usize = core::mem::size_of::<Rela>();
     if jmprel != 0 && pltrel == DT_RELA {
@@ -315,10 +326,18 @@ struct Object {
     text: (usize, usize),
     relro: (usize, usize),
     lazy: bool,
+    /// The RELRO pages are writable now (restored to read-only after the scan).
     unprotected: bool,
+    /// mprotect refused to make them writable.
+    refused: bool,
 }
 
 impl Object {
+    /// Rewrites the qualifying slots among `n` relocations at `rels`.
+    ///
+    /// # Safety
+    /// `rels` points at `n` relocations of this object, whose symbol and string
+    /// tables are `self.symtab` / `self.strtab`; as for [`object`].
     unsafe fn scan(&mut self, plan: &mut Plan, rels: *const Rela, n: usize) {
         for i in 0..n {
             let r = &*rels.add(i);
@@ -344,11 +363,12 @@ impl Object {
             }
             let at = slot as usize;
             if at >= self.relro.0 && at < self.relro.1 && !self.unprotected {
-                if libc::mprotect(self.relro.0 as *mut c_void, self.relro.1 - self.relro.0, libc::PROT_READ | libc::PROT_WRITE)
-                    != 0
+                if self.refused
+                    || libc::mprotect(self.relro.0 as *mut c_void, self.relro.1 - self.relro.0, libc::PROT_READ | libc::PROT_WRITE)
+                        != 0
                 {
-                    // Sealed or otherwise refused: leave the RELRO slots alone.
-                    self.relro = (0, 0);
+                    // Sealed or otherwise refused: leave this object's RELRO slots alone.
+                    self.refused = true;
                     continue;
                 }
                 self.unprotected = true;
@@ -360,6 +380,9 @@ impl Object {
     }
 
     /// Which of [`NAMES`] symbol `index` is, if lazy resolution would bind it to us.
+    ///
+    /// # Safety
+    /// `index` is a symbol index taken from one of this object's relocations.
     unsafe fn lazy_symbol(&self, index: usize) -> Option<usize> {
         let sym = &*self.symtab.add(index);
         if sym.shndx != 0 && sym.other & 3 == STV_PROTECTED {
