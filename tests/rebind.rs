@@ -145,3 +145,27 @@ fn without_the_library_the_slots_are_untouched() {
         check(build, &out, &all).unwrap();
     }
 }
+
+#[test]
+fn a_program_with_its_own_malloc_keeps_it() {
+    // The library passes through to glibc; the rebinding must not take the program's
+    // own malloc/free for the library's (libc's slots hold the program's functions)
+    // nor pre-bind lazy slots. ownmalloc.c counts the calls its malloc/free receive.
+    let builds: Vec<PathBuf> = [("lazy", &[] as &[&str]), ("now", &["-Wl,-z,now"])]
+        .iter()
+        .map(|(name, flags)| {
+            let exe = c_artifact(&format!("ownmalloc-{name}"));
+            cc(flags, &exe, "ownmalloc.c");
+            exe
+        })
+        .collect();
+    each_backend(|backend| {
+        for exe in &builds {
+            let out = run(exe, &[] as &[&str]).backend(backend).success()?;
+            if out.field("backend") != Some("system") {
+                return Err(format!("{}: expected the pass-through to system, got {:?}", out.label, out.field("backend")));
+            }
+        }
+        Ok(())
+    });
+}

@@ -163,12 +163,10 @@ extern "C" fn on_load(_argc: c_int, _argv: *const *const c_char, envp: *const *c
     // Here, not inside the selection: that may run inside a malloc called by ld.so
     // with its locks held, and the walk over the loaded objects takes one of them.
     // A selection that happened earlier is rebound now, before main.
-    use crate::exports as x;
-    let ours = [x::malloc as *const () as usize, x::free as *const () as usize, x::calloc as *const () as usize, x::realloc as *const () as usize];
     // SAFETY: the backend is chosen and started (READY), and this is the library's
     // initialiser: this thread holds no ld.so lock but the ones ld.so takes around
     // initialisers, which dl_iterate_phdr and dladdr may take again.
-    unsafe { rebind::rebind(chosen(), INTERPOSED.load(Relaxed), ours) };
+    unsafe { rebind::rebind(chosen(), INTERPOSED.load(Relaxed)) };
 }
 
 #[used]

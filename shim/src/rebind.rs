@@ -56,6 +56,7 @@ const DT_PLTREL: i64 = 20;
 const DT_JMPREL: i64 = 23;
 const DT_FLAGS: i64 = 30;
 const DT_RELACOUNT: i64 = 0x6fff_fff9;
+const DT_GNU_HASH: i64 = 0x6fff_fef5;
 const DF_SYMBOLIC: u64 = 2;
 const STV_PROTECTED: u8 = 3;
 const PT_LOAD: u32 = 1;
@@ -82,7 +83,7 @@ struct Sym {
     _info: u8,
     other: u8,
     shndx: u16,
-    _value: u64,
+    value: u64,
     _size: u64,
 }
 
@@ -168,13 +169,13 @@ unsafe fn jemalloc_frees_on_zero_realloc() -> bool {
     core::ptr::read_volatile(core::ptr::addr_of!(_rjem_je_opt_zero_realloc_action)) == ZERO_REALLOC_ACTION_FREE
 }
 
-/// Rewrites the slots (once per process). `ours` are the exported functions;
-/// `interposed`: the selection found our `malloc` first in the global lookup.
+/// Rewrites the slots (once per process). `interposed`: the selection found our
+/// `malloc` first in the global lookup.
 ///
 /// # Safety
 /// Call after the backend is chosen and started, from the library initialiser (no
 /// ld.so lock held by this thread), with no other thread able to unload objects.
-pub unsafe fn rebind(backend: Backend, interposed: bool, ours: [usize; 4]) {
+pub unsafe fn rebind(backend: Backend, interposed: bool) {
     if DONE.swap(true, Relaxed) {
         return;
     }
@@ -195,6 +196,10 @@ pub unsafe fn rebind(backend: Backend, interposed: bool, ours: [usize; 4]) {
         return;
     }
     let own = (*map).ld;
+    // Our exported functions' own addresses, from our dynamic symbol table: taking
+    // `exports::malloc`'s address in Rust goes through our GOT, which holds whatever
+    // the global lookup found, i.e. the program's malloc when it brings its own.
+    let Some(ours) = own_definitions((*map).addr, own) else { return };
     while !(*map).prev.is_null() {
         map = (*map).prev;
     }
@@ -208,6 +213,70 @@ pub unsafe fn rebind(backend: Backend, interposed: bool, ours: [usize; 4]) {
         page: (libc::getauxval(libc::AT_PAGESZ) as usize).max(4096),
     };
     libc::dl_iterate_phdr(Some(each_object), (&mut plan as *mut Plan).cast());
+}
+
+/// The addresses of our own definitions of [`NAMES`], looked up in our `.gnu.hash`.
+///
+/// # Safety
+/// `base` and `dynamic` are this library's load bias and dynamic section.
+unsafe fn own_definitions(base: usize, dynamic: *const Dyn) -> Option<[usize; 4]> {
+    let (mut symtab, mut strtab, mut hash) = (0usize, 0usize, 0usize);
+    let mut d = dynamic;
+    while (*d).tag != DT_NULL {
+        match (*d).tag {
+            DT_SYMTAB => symtab = dyn_ptr(base, (*d).val),
+            DT_STRTAB => strtab = dyn_ptr(base, (*d).val),
+            DT_GNU_HASH => hash = dyn_ptr(base, (*d).val),
+            _ => {}
+        }
+        d = d.add(1);
+    }
+    if symtab == 0 || strtab == 0 || hash == 0 {
+        return None;
+    }
+    let (symtab, strtab, table) = (symtab as *const Sym, strtab as *const u8, hash as *const u32);
+    // The GNU hash table: nbuckets, symoffset, bloom size (in 64-bit words), bloom
+    // shift, the bloom words, the buckets, then one chain word per hashed symbol.
+    let (nbuckets, symoffset, bloom_words) = (*table as usize, *table.add(1) as usize, *table.add(2) as usize);
+    if nbuckets == 0 {
+        return None;
+    }
+    let buckets = table.add(4 + 2 * bloom_words);
+    let chains = buckets.add(nbuckets);
+    let mut out = [0usize; 4];
+    for (k, name) in NAMES.iter().enumerate() {
+        let h = name.iter().fold(5381u32, |h, &c| h.wrapping_mul(33).wrapping_add(c as u32));
+        let mut i = *buckets.add(h as usize % nbuckets) as usize;
+        if i < symoffset {
+            return None;
+        }
+        loop {
+            let chain = *chains.add(i - symoffset);
+            let sym = &*symtab.add(i);
+            if chain | 1 == h | 1 && sym.shndx != 0 && c_name_is(strtab.add(sym.name as usize), name) {
+                out[k] = base.wrapping_add(sym.value as usize);
+                break;
+            }
+            if chain & 1 != 0 {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Whether the NUL-terminated string at `s` is `name`.
+///
+/// # Safety
+/// `s` points at a NUL-terminated string.
+unsafe fn c_name_is(s: *const u8, name: &[u8]) -> bool {
+    for (k, &c) in name.iter().enumerate() {
+        if *s.add(k) != c {
+            return false;
+        }
+    }
+    *s.add(name.len()) == 0
 }
 
 /// A pointer read from the dynamic section: ld.so has usually relocated it in place
@@ -389,15 +458,6 @@ impl Object {
             return None; // resolves to its own definition
         }
         let name = self.strtab.add(sym.name as usize);
-        NAMES.iter().position(|n| {
-            let mut k = 0;
-            while k < n.len() {
-                if *name.add(k) != n[k] {
-                    return false;
-                }
-                k += 1;
-            }
-            *name.add(k) == 0
-        })
+        NAMES.iter().position(|n| c_name_is(name, n))
     }
 }
