@@ -22,6 +22,10 @@
 //! mapping, an unknown relocation format) leaves that slot as it is: it keeps reaching
 //! our exported function, which stays correct. So do objects loaded later (dlopen).
 //!
+//! One visible difference: in those objects `&malloc` (a GLOB_DAT slot) is now the
+//! backend's function, so it compares unequal to `&malloc` taken in a library loaded
+//! later; both call the same allocator (docs/hot-path.md).
+//!
 //! Runs once, from the initialiser, outside any ld.so lock except the one
 //! `dl_iterate_phdr` takes for its walk. No allocation, no std: raw reads of the
 //! loaded images and two `mprotect` calls per object with RELRO slots to write.
