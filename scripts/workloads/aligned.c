@@ -26,6 +26,7 @@ int main(int argc, char **argv) {
     }
     double t1 = now_ns();
     for (int i = 0; i < SLOTS; i++) free(slot[i]);
+    ops_done(ops);
     metric("ns_per_op", (t1 - t0) / (double)ops, "ns");
     return 0;
 }

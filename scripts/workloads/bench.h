@@ -43,6 +43,13 @@ static inline void metric(const char *name, double value, const char *unit) {
     printf("allocshim-metric %s %.4f %s\n", name, value, unit);
 }
 
+/* How many operations the run made, for `scripts/bench --instructions`, which divides
+ * the instructions two run lengths differ by by the operations they differ by.
+ * `allocshim compare` reads only `allocshim-metric` lines and ignores this one. */
+static inline void ops_done(long n) {
+    printf("allocshim-ops %ld\n", n);
+}
+
 /* Resident set size now, in KiB, from /proc/self/statm. */
 static inline double rss_kib(void) {
     long pages = 0, resident = 0;

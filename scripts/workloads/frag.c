@@ -30,6 +30,7 @@ int main(int argc, char **argv) {
     double final = rss_kib();
     for (long i = 0; i < n; i++) free(obj[i]);
     free(obj);
+    ops_done(n + n + n / 4);
     metric("ns_per_op", (t1 - t0) / (double)(n + n + n / 4), "ns");
     metric("final_rss", final / 1024.0, "MiB");
     return 0;

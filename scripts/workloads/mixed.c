@@ -19,6 +19,7 @@ int main(int argc, char **argv) {
     }
     double t1 = now_ns();
     for (int i = 0; i < SLOTS; i++) { sink += (uintptr_t)slot[i]; free(slot[i]); }
+    ops_done(ops);
     metric("ns_per_op", (t1 - t0) / (double)ops, "ns");
     return 0;
 }

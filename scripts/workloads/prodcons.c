@@ -38,6 +38,7 @@ int main(int argc, char **argv) {
     }
     pthread_join(t, NULL);
     double t1 = now_ns();
+    ops_done(ops);
     metric("ns_per_op", (t1 - t0) / (double)ops, "ns");
     return 0;
 }

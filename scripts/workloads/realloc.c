@@ -33,6 +33,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < BUFFERS; i++) { sink += (uintptr_t)buf[i]; free(buf[i]); }
     }
     double t1 = now_ns();
+    ops_done(ops);
     metric("ns_per_op", (t1 - t0) / (double)ops, "ns");
     return 0;
 }

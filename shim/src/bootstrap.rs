@@ -18,6 +18,10 @@ unsafe impl Sync for Arena {}
 
 static ARENA: Arena = Arena(UnsafeCell::new([0; SIZE]));
 static USED: AtomicUsize = AtomicUsize::new(0);
+/// Blocks handed out and not yet freed (or moved by realloc). Once a backend is chosen
+/// nothing new lands here, so when this is 0 at that point no arena block can ever
+/// reach `free` again, and `free` may go straight to the backend (see `rebind`).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
 
 fn base() -> usize {
     ARENA.0.get() as usize
@@ -43,6 +47,7 @@ pub fn alloc(size: usize, align: usize) -> *mut c_void {
             Ok(_) => {
                 // The size lives just before the block, for malloc_usable_size and realloc.
                 unsafe { *((start - HEADER) as *mut usize) = size };
+                LIVE.fetch_add(1, Ordering::Relaxed);
                 return start as *mut c_void;
             }
             Err(now) => used = now,
@@ -52,4 +57,15 @@ pub fn alloc(size: usize, align: usize) -> *mut c_void {
 
 pub unsafe fn usable_size(p: *const c_void) -> usize {
     *((p as usize - HEADER) as *const usize)
+}
+
+/// Called for every arena block that `free` or `realloc` gives up (it is not reused).
+#[cold]
+pub fn release() {
+    LIVE.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Arena blocks handed out and not given up yet.
+pub fn live() -> usize {
+    LIVE.load(Ordering::Relaxed)
 }

@@ -59,7 +59,7 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
     if bootstrap::contains(p) {
-        return;
+        return bootstrap::release();
     }
     (ops().free)(p)
 }
@@ -89,6 +89,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if bootstrap::contains(p) {
         let q = malloc(size);
         if !q.is_null() {
+            bootstrap::release();
             core::ptr::copy_nonoverlapping(p.cast::<u8>(), q.cast::<u8>(), bootstrap::usable_size(p).min(size));
         }
         return q;

@@ -7,10 +7,11 @@
 //! table is the chosen backend's and never changes again; a forked child inherits it,
 //! an exec'd program starts over.
 use core::ffi::{c_char, c_int, c_void};
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering::*};
 
 use crate::backend::{Backend, BackendExt, Ops};
 use crate::bootstrap;
+use crate::rebind;
 use crate::env::{self, Env};
 use crate::report::{self, Line};
 use crate::{select, vars};
@@ -25,6 +26,8 @@ static ACTIVE: AtomicPtr<Ops> = AtomicPtr::new(&BOOT as *const Ops as *mut Ops);
 static CHOSEN: AtomicU8 = AtomicU8::new(Backend::System as u8);
 static mut REASON: Line = Line::new();
 static EXIT_STATS: AtomicU8 = AtomicU8::new(0);
+/// The global lookup of `malloc` finds ours: the precondition for pre-binding lazy slots.
+static INTERPOSED: AtomicBool = AtomicBool::new(false);
 
 /// The entry points of the chosen backend (or of the bootstrap path until then).
 #[inline(always)]
@@ -82,7 +85,9 @@ fn ensure(envp: Option<*const *const c_char>) -> Ready {
 }
 
 unsafe fn select_and_start(env: &Env) {
-    let (mut backend, mut reason) = if !env::secure_mode() && !interposed() {
+    let ours = interposed();
+    INTERPOSED.store(ours, Relaxed);
+    let (mut backend, mut reason) = if !env::secure_mode() && !ours {
         let mut l = Line::new();
         l.str("malloc in this process is not liballocshim's (loaded with dlopen, or the program brings its own malloc); passing through to glibc");
         report::warn(&l);
@@ -153,6 +158,16 @@ static ON_LOAD: extern "C" fn(c_int, *const *const c_char, *const *const c_char)
 
 extern "C" fn on_load(_argc: c_int, _argv: *const *const c_char, envp: *const *const c_char) {
     ensure(Some(envp));
+    if STATE.load(Acquire) != READY {
+        return;
+    }
+    // Here, not inside the selection: that may run inside a malloc called by ld.so
+    // with its locks held, and the walk over the loaded objects takes one of them.
+    // A selection that happened earlier is rebound now, before main.
+    // SAFETY: the backend is chosen and started (READY), and this is the library's
+    // initialiser: this thread holds no ld.so lock but the ones ld.so takes around
+    // initialisers, which dl_iterate_phdr and dladdr may take again.
+    unsafe { rebind::rebind(chosen(), INTERPOSED.load(Relaxed)) };
 }
 
 #[used]

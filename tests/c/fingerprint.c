@@ -1,6 +1,9 @@
 /* Evidence of which allocator actually serves this process, independent of what the
  * environment asked for:
- *   malloc_object - the object that defines the malloc this program calls;
+ *   malloc_object - the object that defines `malloc` for the process (the global
+ *                   lookup: dlsym(RTLD_DEFAULT)). Not `&malloc`: once a backend is
+ *                   chosen the library rebinds this program's malloc slots straight
+ *                   to the backend's function (shim/src/rebind.rs, tests/rebind.rs);
  *   usable        - malloc_usable_size of 1, 40, 100 and 600000 bytes: each allocator
  *                   rounds to its own size classes (glibc: +8 bytes in 16-byte steps;
  *                   jemalloc and mimalloc: 8-byte smallest class, then pages for
@@ -34,8 +37,8 @@ static int in_brk_heap(void *p) {
 
 int main(void) {
     Dl_info info;
-    void *(*volatile m)(size_t) = malloc;
-    const char *object = dladdr((void *)m, &info) && info.dli_fname ? info.dli_fname : "?";
+    void *m = dlsym(RTLD_DEFAULT, "malloc");
+    const char *object = dladdr(m, &info) && info.dli_fname ? info.dli_fname : "?";
     const char *slash = strrchr(object, '/');
     printf("malloc_object=%s\n", slash ? slash + 1 : object);
 

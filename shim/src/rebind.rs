@@ -1,0 +1,467 @@
+//! Binding the process's calls of malloc, free, calloc and realloc straight to the
+//! chosen backend, so that after start-up the shim adds no instructions to them.
+//!
+//! Every loaded object calls these through a GOT slot (a PLT `JUMP_SLOT`, or a
+//! `GLOB_DAT` slot for `-fno-plt`/BIND_NOW code such as Rust binaries). Once the
+//! backend is chosen, from the library's initialiser, each slot of the objects loaded
+//! at start-up that would reach one of our exported functions gets the backend's own
+//! function written into it instead, where that function behaves exactly as ours
+//! would (see [`plan`]). A slot qualifies when
+//! * it already holds our exported function (bound at relocation: BIND_NOW objects,
+//!   GLOB_DAT slots, or a lazy slot some earlier call resolved), or
+//! * it is a lazy `JUMP_SLOT` not yet resolved (it still points into the object's own
+//!   PLT), its symbol is named `malloc`/`free`/`calloc`/`realloc`, the object is in
+//!   the main namespace and not `DT_SYMBOLIC`, the symbol is not a protected
+//!   definition of its own, and the global lookup finds our definition first (the
+//!   selection checked that: `init::interposed`): ld.so's lazy resolution would then
+//!   write our exported function there, so writing its target directly is the same
+//!   binding, minus one indirection.
+//!
+//! Slots inside the object's RELRO region are made writable for the write and
+//! read-only again right after. Anything unexpected (a failing `mprotect`, a sealed
+//! mapping, an unknown relocation format) leaves that slot as it is: it keeps reaching
+//! our exported function, which stays correct. So do objects loaded later (dlopen).
+//!
+//! One visible difference: in those objects `&malloc` (a GLOB_DAT slot) is now the
+//! backend's function, so it compares unequal to `&malloc` taken in a library loaded
+//! later; both call the same allocator (docs/hot-path.md).
+//!
+//! Runs once, from the initialiser, outside any ld.so lock except the one
+//! `dl_iterate_phdr` takes for its walk. No allocation, no std: raw reads of the
+//! loaded images and two `mprotect` calls per object with RELRO slots to write.
+use core::ffi::{c_char, c_int, c_void};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+
+use crate::backend::{Backend, BackendExt, Ops};
+use crate::bootstrap;
+
+#[cfg(target_arch = "x86_64")]
+mod arch {
+    pub const R_JUMP_SLOT: u32 = 7; // R_X86_64_JUMP_SLOT
+    pub const R_GLOB_DAT: u32 = 6; // R_X86_64_GLOB_DAT
+}
+#[cfg(target_arch = "aarch64")]
+mod arch {
+    pub const R_JUMP_SLOT: u32 = 1026; // R_AARCH64_JUMP_SLOT
+    pub const R_GLOB_DAT: u32 = 1025; // R_AARCH64_GLOB_DAT
+}
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("rebind.rs knows the GOT relocation types of x86_64 and aarch64 only");
+
+// <elf.h>, the 64-bit forms (both supported architectures are LP64 and use RELA).
+const DT_NULL: i64 = 0;
+const DT_STRTAB: i64 = 5;
+const DT_SYMTAB: i64 = 6;
+const DT_RELA: i64 = 7;
+const DT_RELASZ: i64 = 8;
+const DT_SYMBOLIC: i64 = 16;
+const DT_PLTRELSZ: i64 = 2;
+const DT_PLTREL: i64 = 20;
+const DT_JMPREL: i64 = 23;
+const DT_FLAGS: i64 = 30;
+const DT_RELACOUNT: i64 = 0x6fff_fff9;
+const DT_GNU_HASH: i64 = 0x6fff_fef5;
+const DF_SYMBOLIC: u64 = 2;
+const STV_PROTECTED: u8 = 3;
+const PT_LOAD: u32 = 1;
+const PT_DYNAMIC: u32 = 2;
+const PT_GNU_RELRO: u32 = 0x6474_e552;
+const PF_X: u32 = 1;
+
+#[repr(C)]
+struct Dyn {
+    tag: i64,
+    val: u64,
+}
+
+#[repr(C)]
+struct Rela {
+    offset: u64,
+    info: u64,
+    _addend: i64,
+}
+
+#[repr(C)]
+struct Sym {
+    name: u32,
+    _info: u8,
+    other: u8,
+    shndx: u16,
+    value: u64,
+    _size: u64,
+}
+
+/// The public head of glibc's `struct link_map` (<link.h>).
+#[repr(C)]
+struct LinkMap {
+    addr: usize,
+    _name: *const c_char,
+    ld: *const Dyn,
+    next: *const LinkMap,
+    prev: *const LinkMap,
+}
+
+/// The functions whose slots are rewritten, in this order.
+const NAMES: [&[u8]; 4] = [b"malloc", b"free", b"calloc", b"realloc"];
+
+struct Plan {
+    /// Our exported functions: a slot holding one of these is bound to us.
+    ours: [usize; 4],
+    /// What to write instead; 0 = leave such slots alone.
+    target: [usize; 4],
+    /// Unresolved lazy slots may be pre-bound (our definition wins the global lookup).
+    lazy: bool,
+    /// Head of the main namespace's list of objects.
+    main_ns: *const LinkMap,
+    /// Our own dynamic section: our own slots stay as they are (they are only used to
+    /// take the exported functions' addresses, and the shim's code must see ours).
+    own: *const Dyn,
+    page: usize,
+}
+
+/// Set once rebinding ran, so that it runs once.
+static DONE: AtomicBool = AtomicBool::new(false);
+
+/// Which of the four functions the backend can serve directly, i.e. where its own
+/// function does exactly what our exported one does (exports.rs):
+/// * malloc: ours is a bare tail jump into the backend, always;
+/// * free: ours first drops bootstrap-arena blocks. Direct only if none is live (none
+///   can be made after the choice), or for snmalloc, whose free ignores pointers it
+///   does not own (README, "Foreign pointers");
+/// * calloc: ours checks count*size for overflow and PTRDIFF_MAX (NULL + ENOMEM).
+///   glibc, jemalloc and snmalloc do the same themselves; mimalloc's release build
+///   returns NULL on an overflowing product without setting errno, so it keeps ours
+///   (tests/c/rebind.c checks both cases per backend through these very slots);
+/// * realloc: ours handles NULL, size 0 (free, return NULL), huge sizes and arena
+///   blocks. glibc, snmalloc and jemalloc with its Linux default `zero_realloc:free`
+///   do the same when no arena block is live; mimalloc returns a block for size 0, so
+///   it keeps ours.
+fn plan(backend: Backend, arena_live: bool) -> [usize; 4] {
+    let ops: &Ops = backend.ops();
+    let free_direct = !arena_live || backend == Backend::Snmalloc;
+    let realloc_direct = !arena_live
+        && match backend {
+            Backend::System | Backend::Snmalloc => true,
+            // SAFETY: jemalloc is the chosen backend, so it is initialised and its
+            // options are final.
+            Backend::Jemalloc => unsafe { jemalloc_frees_on_zero_realloc() },
+            Backend::Mimalloc => false,
+        };
+    let calloc_direct = backend != Backend::Mimalloc;
+    [
+        ops.malloc as usize,
+        if free_direct { ops.free as usize } else { 0 },
+        if calloc_direct { ops.calloc as usize } else { 0 },
+        if realloc_direct { ops.realloc as usize } else { 0 },
+    ]
+}
+
+/// jemalloc's `opt.zero_realloc` is "free" (its Linux default) unless MALLOC_CONF
+/// changed it; only then does its realloc(p, 0) match glibc's. Read from jemalloc's
+/// option variable (linked in statically): asking `mallctl` would first build
+/// jemalloc's whole control tree, 200 k instructions of start-up.
+///
+/// # Safety
+/// jemalloc must have been initialised (its options parsed).
+unsafe fn jemalloc_frees_on_zero_realloc() -> bool {
+    extern "C" {
+        // jemalloc.c `opt_zero_realloc_action`, a `zero_realloc_action_t`:
+        // alloc = 0, free = 1, abort = 2 (jemalloc_internal_types.h, 5.3).
+        static _rjem_je_opt_zero_realloc_action: c_int;
+    }
+    const ZERO_REALLOC_ACTION_FREE: c_int = 1;
+    core::ptr::read_volatile(core::ptr::addr_of!(_rjem_je_opt_zero_realloc_action)) == ZERO_REALLOC_ACTION_FREE
+}
+
+/// Rewrites the slots (once per process). `interposed`: the selection found our
+/// `malloc` first in the global lookup.
+///
+/// # Safety
+/// Call after the backend is chosen and started, from the library initialiser (no
+/// ld.so lock held by this thread), with no other thread able to unload objects.
+pub unsafe fn rebind(backend: Backend, interposed: bool) {
+    if DONE.swap(true, Relaxed) {
+        return;
+    }
+    let target = plan(backend, bootstrap::live() != 0);
+
+    // The main namespace's list: walk back from our own entry (we are preloaded into it).
+    const RTLD_DL_LINKMAP: c_int = 2; // <dlfcn.h>
+    let mut info: libc::Dl_info = core::mem::zeroed();
+    let mut map: *const LinkMap = core::ptr::null();
+    if libc::dladdr1(
+        core::ptr::addr_of!(DONE).cast(),
+        &mut info,
+        (&mut map as *mut *const LinkMap).cast(),
+        RTLD_DL_LINKMAP,
+    ) == 0
+        || map.is_null()
+    {
+        return;
+    }
+    let own = (*map).ld;
+    // Our exported functions' own addresses, from our dynamic symbol table: taking
+    // `exports::malloc`'s address in Rust goes through our GOT, which holds whatever
+    // the global lookup found, i.e. the program's malloc when it brings its own.
+    let Some(ours) = own_definitions((*map).addr, own) else { return };
+    while !(*map).prev.is_null() {
+        map = (*map).prev;
+    }
+
+    let mut plan = Plan {
+        ours,
+        target,
+        lazy: interposed,
+        main_ns: map,
+        own,
+        page: (libc::getauxval(libc::AT_PAGESZ) as usize).max(4096),
+    };
+    libc::dl_iterate_phdr(Some(each_object), (&mut plan as *mut Plan).cast());
+}
+
+/// The addresses of our own definitions of [`NAMES`], looked up in our `.gnu.hash`.
+///
+/// # Safety
+/// `base` and `dynamic` are this library's load bias and dynamic section.
+unsafe fn own_definitions(base: usize, dynamic: *const Dyn) -> Option<[usize; 4]> {
+    let (mut symtab, mut strtab, mut hash) = (0usize, 0usize, 0usize);
+    let mut d = dynamic;
+    while (*d).tag != DT_NULL {
+        match (*d).tag {
+            DT_SYMTAB => symtab = dyn_ptr(base, (*d).val),
+            DT_STRTAB => strtab = dyn_ptr(base, (*d).val),
+            DT_GNU_HASH => hash = dyn_ptr(base, (*d).val),
+            _ => {}
+        }
+        d = d.add(1);
+    }
+    if symtab == 0 || strtab == 0 || hash == 0 {
+        return None;
+    }
+    let (symtab, strtab, table) = (symtab as *const Sym, strtab as *const u8, hash as *const u32);
+    // The GNU hash table: nbuckets, symoffset, bloom size (in 64-bit words), bloom
+    // shift, the bloom words, the buckets, then one chain word per hashed symbol.
+    let (nbuckets, symoffset, bloom_words) = (*table as usize, *table.add(1) as usize, *table.add(2) as usize);
+    if nbuckets == 0 {
+        return None;
+    }
+    let buckets = table.add(4 + 2 * bloom_words);
+    let chains = buckets.add(nbuckets);
+    let mut out = [0usize; 4];
+    for (k, name) in NAMES.iter().enumerate() {
+        let h = name.iter().fold(5381u32, |h, &c| h.wrapping_mul(33).wrapping_add(c as u32));
+        let mut i = *buckets.add(h as usize % nbuckets) as usize;
+        if i < symoffset {
+            return None;
+        }
+        loop {
+            let chain = *chains.add(i - symoffset);
+            let sym = &*symtab.add(i);
+            if chain | 1 == h | 1 && sym.shndx != 0 && c_name_is(strtab.add(sym.name as usize), name) {
+                out[k] = base.wrapping_add(sym.value as usize);
+                break;
+            }
+            if chain & 1 != 0 {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Whether the NUL-terminated string at `s` is `name`.
+///
+/// # Safety
+/// `s` points at a NUL-terminated string.
+unsafe fn c_name_is(s: *const u8, name: &[u8]) -> bool {
+    for (k, &c) in name.iter().enumerate() {
+        if *s.add(k) != c {
+            return false;
+        }
+    }
+    *s.add(name.len()) == 0
+}
+
+/// A pointer read from the dynamic section: ld.so has usually relocated it in place
+/// already, except where the section is read-only (vDSO, some linkers' output).
+fn dyn_ptr(base: usize, v: u64) -> usize {
+    let v = v as usize;
+    if v < base {
+        v.wrapping_add(base)
+    } else {
+        v
+    }
+}
+
+unsafe extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: libc::size_t, data: *mut c_void) -> c_int {
+    // SAFETY: dl_iterate_phdr passes a valid info for a loaded object and our Plan,
+    // and holds ld.so's load lock, so the object and the namespace list stay put.
+    let (info, plan) = unsafe { (&*info, &mut *(data as *mut Plan)) };
+    unsafe { object(info, plan) };
+    0
+}
+
+/// Rewrites the qualifying slots of one loaded object.
+///
+/// # Safety
+/// `info` describes a loaded, relocated object, and ld.so's load lock is held
+/// (we are inside `dl_iterate_phdr`), so its mappings and the namespace list stay put.
+unsafe fn object(info: &libc::dl_phdr_info, plan: &mut Plan) {
+    let base = info.dlpi_addr as usize;
+    let phdrs = core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize);
+    let mut dynamic = 0usize;
+    let (mut relro_start, mut relro_end) = (0usize, 0usize);
+    let (mut text_start, mut text_end) = (usize::MAX, 0usize);
+    for ph in phdrs {
+        let start = base.wrapping_add(ph.p_vaddr as usize);
+        match ph.p_type {
+            PT_DYNAMIC => dynamic = start,
+            // As ld.so protects it (_dl_protect_relro): whole pages only.
+            PT_GNU_RELRO => {
+                relro_start = start & !(plan.page - 1);
+                relro_end = start.wrapping_add(ph.p_memsz as usize) & !(plan.page - 1);
+            }
+            PT_LOAD if ph.p_flags & PF_X != 0 => {
+                text_start = text_start.min(start);
+                text_end = text_end.max(start.wrapping_add(ph.p_memsz as usize));
+            }
+            _ => {}
+        }
+    }
+    if dynamic == 0 || dynamic == plan.own as usize {
+        return;
+    }
+    // Only objects of the main namespace (an LD_AUDIT module's own libc, say, is not
+    // bound to us and must keep its own malloc).
+    let mut l = plan.main_ns;
+    while !l.is_null() && (*l).ld as usize != dynamic {
+        l = (*l).next;
+    }
+    if l.is_null() {
+        return;
+    }
+
+    let (mut strtab, mut symtab, mut rela, mut relasz, mut relacount) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    let (mut jmprel, mut pltrelsz, mut pltrel) = (0usize, 0usize, 0i64);
+    let mut symbolic = false;
+    let mut d = dynamic as *const Dyn;
+    while (*d).tag != DT_NULL {
+        let v = (*d).val;
+        match (*d).tag {
+            DT_STRTAB => strtab = dyn_ptr(base, v),
+            DT_SYMTAB => symtab = dyn_ptr(base, v),
+            DT_RELA => rela = dyn_ptr(base, v),
+            DT_RELASZ => relasz = v as usize,
+            DT_RELACOUNT => relacount = v as usize,
+            DT_JMPREL => jmprel = dyn_ptr(base, v),
+            DT_PLTRELSZ => pltrelsz = v as usize,
+            DT_PLTREL => pltrel = v as i64,
+            DT_SYMBOLIC => symbolic = true,
+            DT_FLAGS => symbolic |= v & DF_SYMBOLIC != 0,
+            _ => {}
+        }
+        d = d.add(1);
+    }
+    if symtab == 0 || strtab == 0 {
+        return;
+    }
+    let mut obj = Object {
+        base,
+        symtab: symtab as *const Sym,
+        strtab: strtab as *const u8,
+        text: (text_start, text_end),
+        relro: (relro_start, relro_end),
+        lazy: plan.lazy && !symbolic,
+        unprotected: false,
+        refused: false,
+    };
+    const RELA_SIZE: usize = core::mem::size_of::<Rela>();
+    if jmprel != 0 && pltrel == DT_RELA {
+        obj.scan(plan, jmprel as *const Rela, pltrelsz / RELA_SIZE);
+    }
+    if rela != 0 {
+        // The relative relocations come first (DT_RELACOUNT of them) and name no symbol.
+        let n = relasz / RELA_SIZE;
+        let skip = relacount.min(n);
+        obj.scan(plan, (rela as *const Rela).add(skip), n - skip);
+    }
+    if obj.unprotected {
+        libc::mprotect(relro_start as *mut c_void, relro_end - relro_start, libc::PROT_READ);
+    }
+}
+
+struct Object {
+    base: usize,
+    symtab: *const Sym,
+    strtab: *const u8,
+    /// The object's executable segments: an unresolved lazy slot points in here.
+    text: (usize, usize),
+    relro: (usize, usize),
+    lazy: bool,
+    /// The RELRO pages are writable now (restored to read-only after the scan).
+    unprotected: bool,
+    /// mprotect refused to make them writable.
+    refused: bool,
+}
+
+impl Object {
+    /// Rewrites the qualifying slots among `n` relocations at `rels`.
+    ///
+    /// # Safety
+    /// `rels` points at `n` relocations of this object, whose symbol and string
+    /// tables are `self.symtab` / `self.strtab`; as for [`object`].
+    unsafe fn scan(&mut self, plan: &mut Plan, rels: *const Rela, n: usize) {
+        for i in 0..n {
+            let r = &*rels.add(i);
+            let kind = r.info as u32;
+            if kind != arch::R_JUMP_SLOT && kind != arch::R_GLOB_DAT {
+                continue;
+            }
+            let slot = self.base.wrapping_add(r.offset as usize) as *mut usize;
+            let now = core::ptr::read_volatile(slot);
+            let which = match plan.ours.iter().position(|&f| f == now) {
+                Some(k) => k,
+                None if kind == arch::R_JUMP_SLOT && self.lazy && now >= self.text.0 && now < self.text.1 => {
+                    match self.lazy_symbol((r.info >> 32) as usize) {
+                        Some(k) => k,
+                        None => continue,
+                    }
+                }
+                None => continue,
+            };
+            let target = plan.target[which];
+            if target == 0 {
+                continue;
+            }
+            let at = slot as usize;
+            if at >= self.relro.0 && at < self.relro.1 && !self.unprotected {
+                if self.refused
+                    || libc::mprotect(self.relro.0 as *mut c_void, self.relro.1 - self.relro.0, libc::PROT_READ | libc::PROT_WRITE)
+                        != 0
+                {
+                    // Sealed or otherwise refused: leave this object's RELRO slots alone.
+                    self.refused = true;
+                    continue;
+                }
+                self.unprotected = true;
+            }
+            // A word-sized store: a thread calling through the slot meanwhile sees
+            // either function, and both serve the same backend.
+            (*(slot as *const AtomicUsize)).store(target, Relaxed);
+        }
+    }
+
+    /// Which of [`NAMES`] symbol `index` is, if lazy resolution would bind it to us.
+    ///
+    /// # Safety
+    /// `index` is a symbol index taken from one of this object's relocations.
+    unsafe fn lazy_symbol(&self, index: usize) -> Option<usize> {
+        let sym = &*self.symtab.add(index);
+        if sym.shndx != 0 && sym.other & 3 == STV_PROTECTED {
+            return None; // resolves to its own definition
+        }
+        let name = self.strtab.add(sym.name as usize);
+        NAMES.iter().position(|n| c_name_is(name, n))
+    }
+}
