@@ -109,9 +109,11 @@ fn no_dynamic_tls_or_plt_calls_into_backends_on_the_hot_path() {
             assert!(line.contains("__errno_location"), "{name}: call through the PLT/GOT on the hot path: {line}\n{asm}");
         }
         // malloc and free reach the backend by a tail jump: no frame of their own,
-        // the backend returns straight to the caller (see exports.rs).
+        // the backend returns straight to the caller (see exports.rs). free's cold
+        // path (a bootstrap-arena block) may be laid out after that jump.
         if name == "malloc" || name == "free" {
-            assert!(instructions.last().is_some_and(|l| l.contains("jmp    *")), "{name}: does not end in a tail jump into the backend:\n{asm}");
+            assert!(instructions.iter().any(|l| l.contains("jmp    *")), "{name}: no tail jump into the backend:\n{asm}");
+            assert!(!asm.lines().any(|l| l.contains("push ")), "{name}: builds a frame on the hot path:\n{asm}");
             assert!(!asm.lines().any(|l| l.contains("\tcall")), "{name}: calls on the hot path:\n{asm}");
         }
     }
