@@ -37,7 +37,7 @@ obtain::artifact() {
         find "$cache_root/prebuilt" -type f ! -path "$tarball" -delete
     elif [[ "$mode" == prebuilt ]]; then
         output::error "$artifact_missing, and ALLOCSHIM_BUILD=prebuilt rules out a source build
-unset ALLOCSHIM_BUILD to build from source, or see the README (\"Buildpack\") to serve an artifact built with scripts/dist"
+unset ALLOCSHIM_BUILD to build from source, or see docs/buildpack.md (\"Releases\") to serve an artifact built with scripts/dist"
     else
         rm -rf "$cache_root/prebuilt"
         if [[ "$mode" == source ]]; then
