@@ -39,9 +39,10 @@ source::build() {
     mimalloc="${described[mimalloc]}" jemalloc="${described[jemalloc]}" snmalloc="${described[snmalloc]}"
     output::step "allocshim: building from source ($why $arch mimalloc $mimalloc jemalloc $jemalloc snmalloc $snmalloc)"
 
-    # Keyed by stack (its glibc and C compiler), architecture and sources; the name
-    # carries the versions.
-    built="$cache_root/built/${STACK:-unknown-stack}-$arch-${described[source]:0:16}"
+    # Keyed by stack (its glibc and C compiler: STACK on Heroku's classic builds, the
+    # target distribution on CNB), architecture and sources; the name carries the versions.
+    local stack="${STACK:-${CNB_TARGET_DISTRO_NAME:+$CNB_TARGET_DISTRO_NAME-${CNB_TARGET_DISTRO_VERSION:-}}}"
+    built="$cache_root/built/${stack:-unknown-stack}-$arch-${described[source]:0:16}"
     tarball="$built/$name.tar.gz"
     if [[ -f "$built/$name.sha256" ]] && (cd "$built" && sha256sum --status -c "$name.sha256" 2>/dev/null); then
         sha256="$(cut -d' ' -f1 <"$built/$name.sha256")"
