@@ -310,15 +310,22 @@ fn version_pins_pick_the_artifact_and_the_default_line_wins_otherwise() {
 
 // --- Source builds: what a fresh app gets while no prebuilt artifact is published.
 
-/// PATH with every directory that holds a cargo or rustc left out: a build machine
-/// without Rust, as Heroku's build images are.
+/// PATH for a build machine without Rust, as Heroku's build images are: `cargo` and
+/// `rustc` stand-ins that fail come first, whatever else PATH holds.
 fn path_without_rust() -> String {
-    std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .filter(|d| !d.is_empty() && !Path::new(d).join("cargo").exists() && !Path::new(d).join("rustc").exists())
-        .collect::<Vec<_>>()
-        .join(":")
+    static STUBS: OnceLock<PathBuf> = OnceLock::new();
+    let dir = STUBS.get_or_init(|| {
+        let dir = c_artifact("no-rust-bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        for tool in ["cargo", "rustc"] {
+            let stub = dir.join(tool);
+            std::fs::write(&stub, format!("#!/bin/sh\necho '{tool}: not on this build machine' >&2\nexit 127\n")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dir
+    });
+    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default())
 }
 
 /// The Rust version rust-toolchain.toml pins.
