@@ -258,9 +258,10 @@ pub fn identify(fp: &Output) -> String {
     match usable.as_slice() {
         [24, _, _, _] if brk => "system".into(),
         [16, _, _, large] if large.is_power_of_two() => "snmalloc".into(),
-        // Large requests: jemalloc rounds to pages, mimalloc to 1/8 steps of a power of two.
-        [8, _, _, large] if *large < 600_000 + 8192 => "jemalloc".into(),
-        [8, _, _, large] if *large >= 600_000 + 32768 => "mimalloc".into(),
+        // Large requests: jemalloc rounds to pages (4 KiB, or 64 KiB in the aarch64
+        // build), mimalloc to 1/8 steps of a power of two (2359296 here).
+        [8, _, _, large] if *large < 2_100_000 + 65536 => "jemalloc".into(),
+        [8, _, _, large] if *large >= 2_100_000 + 131072 => "mimalloc".into(),
         other => format!("unknown (usable sizes {other:?}, brk heap {brk})"),
     }
 }
