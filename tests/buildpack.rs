@@ -6,9 +6,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use allocshim_tests::{c_artifact, c_program, workspace};
+use allocshim_tests::{c_artifact, c_program, target_arch, workspace};
 
-const ARCH: &str = std::env::consts::ARCH;
+/// The architecture the artifact is built for and the buildpack believes it runs on
+/// (ALLOCSHIM_TEST_ARCH=aarch64 from scripts/test-aarch64: a cross build, run under qemu).
+fn arch() -> String {
+    target_arch()
+}
+
+fn cross() -> bool {
+    arch() != std::env::consts::ARCH
+}
 
 struct Dist {
     dir: PathBuf,
@@ -22,7 +30,11 @@ fn dist() -> &'static Dist {
     DIST.get_or_init(|| {
         let dir = c_artifact("dist");
         let _ = std::fs::remove_dir_all(&dir);
-        let out = Command::new(workspace().join("scripts/dist")).arg("--out").arg(&dir).output().unwrap();
+        let mut cmd = Command::new(workspace().join("scripts/dist"));
+        if cross() {
+            cmd.args(["--arch", &arch()]);
+        }
+        let out = cmd.arg("--out").arg(&dir).output().unwrap();
         assert!(out.status.success(), "scripts/dist failed:\n{}", String::from_utf8_lossy(&out.stderr));
         let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_string();
         let (sha256, name) = line.split_once("  ").expect("sha256sum line");
@@ -30,9 +42,10 @@ fn dist() -> &'static Dist {
         let fields: Vec<&str> = name.trim_end_matches(".tar.gz").split('-').collect();
         let version = |prefix: &str| fields.iter().find_map(|f| f.strip_prefix(prefix)).unwrap().to_string();
         let artifacts = dir.join("artifacts.txt");
+        let arch = arch();
         std::fs::write(
             &artifacts,
-            format!("# shim arch mimalloc jemalloc snmalloc sha256\n{} {ARCH} {} {} {} {sha256}\n", fields[1], version("mimalloc"), version("jemalloc"), version("snmalloc")),
+            format!("# shim arch mimalloc jemalloc snmalloc sha256\n{} {arch} {} {} {} {sha256}\n", fields[1], version("mimalloc"), version("jemalloc"), version("snmalloc")),
         )
         .unwrap();
         Dist { dir, artifacts, sha256: sha256.to_string() }
@@ -65,7 +78,28 @@ fn app(name: &str, vars: &[(&str, &str)]) -> App {
 }
 
 fn compile(app: &App) -> Output {
-    Command::new(workspace().join("bin/compile")).arg(&app.build).arg(&app.cache).arg(&app.env).env_remove("LD_PRELOAD").output().unwrap()
+    let mut cmd = Command::new(workspace().join("bin/compile"));
+    if cross() {
+        cmd.env("PATH", format!("{}:{}", uname_stand_in().display(), std::env::var("PATH").unwrap_or_default()));
+    }
+    cmd.arg(&app.build).arg(&app.cache).arg(&app.env).env_remove("LD_PRELOAD").output().unwrap()
+}
+
+/// bin/compile asks `uname -m`: for a cross test, a directory with a `uname` that
+/// answers the target architecture (written once, renamed into place whole).
+fn uname_stand_in() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = c_artifact("uname");
+        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = dir.join(format!("uname.{}", std::process::id()));
+        let script = format!("#!/bin/sh\nif [ \"$*\" = -m ]; then echo {}; else exec /usr/bin/uname \"$@\"; fi\n", arch());
+        std::fs::write(&tmp, script).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&tmp, dir.join("uname")).unwrap();
+        dir
+    })
 }
 
 fn text(b: &[u8]) -> String {
@@ -201,7 +235,8 @@ fn fails(app: &App, words: &str) {
 #[test]
 fn failed_builds_say_why_and_install_nothing() {
     let d = dist();
-    fails(&app("unknown-version", &[("MIMALLOC_VERSION", "9.9.9")]), &format!("MIMALLOC_VERSION=9.9.9 is not available for {ARCH} (available: 2.3.2)"));
+    let arch = arch();
+    fails(&app("unknown-version", &[("MIMALLOC_VERSION", "9.9.9")]), &format!("MIMALLOC_VERSION=9.9.9 is not available for {arch} (available: 2.3.2)"));
 
     let wrong = d.dir.join("wrong-sum.txt");
     let listed = std::fs::read_to_string(&d.artifacts).unwrap();
@@ -221,7 +256,7 @@ fn failed_builds_say_why_and_install_nothing() {
 
     let none = d.dir.join("no-artifacts.txt");
     std::fs::write(&none, "# nothing published\n").unwrap();
-    fails(&self::app("none-listed", &[("ALLOCSHIM_ARTIFACTS", &none.display().to_string())]), &format!("no allocshim artifact for {ARCH}"));
+    fails(&self::app("none-listed", &[("ALLOCSHIM_ARTIFACTS", &none.display().to_string())]), &format!("no allocshim artifact for {arch}"));
 }
 
 #[test]
@@ -229,17 +264,18 @@ fn version_pins_pick_the_artifact_and_the_default_line_wins_otherwise() {
     // A second listed artifact for mimalloc 3.3.2 (a renamed copy: this checks the
     // choice among listed artifacts, not a second build).
     let d = dist();
+    let arch = arch();
     let dir = c_artifact("dist-two");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let listed = std::fs::read_to_string(&d.artifacts).unwrap();
     let line = listed.lines().last().unwrap();
     let f: Vec<&str> = line.split_whitespace().collect();
-    let name = |mi: &str| format!("allocshim-{}-{ARCH}-mimalloc{mi}-jemalloc{}-snmalloc{}.tar.gz", f[0], f[3], f[4]);
+    let name = |mi: &str| format!("allocshim-{}-{arch}-mimalloc{mi}-jemalloc{}-snmalloc{}.tar.gz", f[0], f[3], f[4]);
     std::fs::copy(d.dir.join(name(f[2])), dir.join(name(f[2]))).unwrap();
     std::fs::copy(d.dir.join(name(f[2])), dir.join(name("3.3.2"))).unwrap();
     let artifacts = dir.join("artifacts.txt");
-    std::fs::write(&artifacts, format!("{line}\n{} {ARCH} 3.3.2 {} {} {}\n", f[0], f[3], f[4], f[5])).unwrap();
+    std::fs::write(&artifacts, format!("{line}\n{} {arch} 3.3.2 {} {} {}\n", f[0], f[3], f[4], f[5])).unwrap();
     let vars = |pin: Option<&str>| {
         let mut v = vec![("ALLOCSHIM_DIST_URL", dir.display().to_string()), ("ALLOCSHIM_ARTIFACTS", artifacts.display().to_string())];
         if let Some(p) = pin {
@@ -257,7 +293,7 @@ fn version_pins_pick_the_artifact_and_the_default_line_wins_otherwise() {
     }
     let v = vars(Some("2.0.9"));
     let refs: Vec<(&str, &str)> = v.iter().map(|(k, x)| (*k, x.as_str())).collect();
-    fails(&app("pin-bad", &refs), &format!("MIMALLOC_VERSION=2.0.9 is not available for {ARCH} (available: {}, 3.3.2)", f[2]));
+    fails(&app("pin-bad", &refs), &format!("MIMALLOC_VERSION=2.0.9 is not available for {arch} (available: {}, 3.3.2)", f[2]));
 }
 
 // --- Cloud Native Buildpack: bin/detect and bin/build driven as the lifecycle would,
@@ -269,7 +305,7 @@ struct Cnb {
 }
 
 fn cnb_arch() -> &'static str {
-    if ARCH == "aarch64" { "arm64" } else { "amd64" }
+    if arch() == "aarch64" { "arm64" } else { "amd64" }
 }
 
 fn cnb(name: &str, vars: &[(&str, &str)]) -> Cnb {
