@@ -1,11 +1,46 @@
 //! The shipped binary: exactly the intended exports, unversioned; loadable on the
 //! heroku-22 stack (glibc 2.35); no C++ runtime; no dynamic TLS on the hot path.
+//! The library under test may be the x86_64 or the aarch64 build (scripts/test-aarch64):
+//! its ELF header picks the binutils and the instructions to look for.
 use std::process::Command;
 
 use allocshim_tests::lib;
 
+/// What differs between the architectures the library is built for.
+struct Isa {
+    /// Prefix of the binutils that read this architecture (Debian's cross binutils).
+    binutils: &'static str,
+    /// How objdump spells a call (x86_64 `call`; aarch64 `bl`, and `blr` through a register).
+    calls: &'static [&'static str],
+    /// How objdump spells the indirect tail jump into the backend.
+    tail_jump: &'static str,
+    /// How a function saves registers for a frame of its own (x86_64 `push`; aarch64
+    /// stores the frame pointer and link register with `stp x29, x30`).
+    frame: &'static str,
+}
+
+impl Isa {
+    fn is_call(&self, line: &str) -> bool {
+        self.calls.iter().any(|c| line.contains(c))
+    }
+    fn saves_frame(&self, line: &str) -> bool {
+        line.contains(self.frame)
+    }
+}
+
+fn isa() -> Isa {
+    let elf = std::fs::read(lib()).unwrap();
+    assert!(elf.len() > 20 && elf.starts_with(b"\x7fELF"), "{} is not an ELF file", lib().display());
+    match u16::from_le_bytes([elf[18], elf[19]]) {
+        62 => Isa { binutils: "", calls: &["\tcall"], tail_jump: "jmp    *", frame: "\tpush " },
+        183 => Isa { binutils: "aarch64-linux-gnu-", calls: &["\tbl\t", "\tblr\t"], tail_jump: "\tbr\t", frame: "\tstp\tx29, x30" },
+        other => panic!("{}: ELF machine {other} (accepted: 62 x86_64, 183 aarch64)", lib().display()),
+    }
+}
+
 fn tool(name: &str, args: &[&str]) -> String {
-    let out = Command::new(name).args(args).arg(lib()).output().unwrap_or_else(|e| panic!("{name}: {e}"));
+    let name = format!("{}{name}", isa().binutils);
+    let out = Command::new(&name).args(args).arg(lib()).output().unwrap_or_else(|e| panic!("{name}: {e}"));
     assert!(out.status.success(), "{name} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -87,6 +122,7 @@ fn loads_on_glibc_2_35_without_a_cpp_runtime() {
 #[test]
 fn no_dynamic_tls_or_plt_calls_into_backends_on_the_hot_path() {
     // Disassemble each hot export by address (`free` and `cfree` share one body).
+    let isa = isa();
     let nm = tool("nm", &["-D", "-S", "--defined-only"]);
     for name in ["malloc", "free", "calloc", "realloc"] {
         let fields: Vec<&str> = nm.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|f| f.len() == 4 && f[3] == name).unwrap_or_else(|| panic!("{name} not in nm -D -S")).to_vec();
@@ -105,16 +141,16 @@ fn no_dynamic_tls_or_plt_calls_into_backends_on_the_hot_path() {
             .collect();
         assert!(!instructions.is_empty(), "{name}: no instructions found:\n{asm}");
         assert!(!asm.contains("__tls_get_addr"), "{name}: dynamic TLS on the hot path:\n{asm}");
-        for line in asm.lines().filter(|l| l.contains("call") && (l.contains("@plt") || l.contains("@GLIBC"))) {
+        for line in asm.lines().filter(|l| isa.is_call(l) && (l.contains("@plt") || l.contains("@GLIBC"))) {
             assert!(line.contains("__errno_location"), "{name}: call through the PLT/GOT on the hot path: {line}\n{asm}");
         }
         // malloc and free reach the backend by a tail jump: no frame of their own,
         // the backend returns straight to the caller (see exports.rs). free's cold
         // path (a bootstrap-arena block) may be laid out after that jump.
         if name == "malloc" || name == "free" {
-            assert!(instructions.iter().any(|l| l.contains("jmp    *")), "{name}: no tail jump into the backend:\n{asm}");
-            assert!(!asm.lines().any(|l| l.contains("push ")), "{name}: builds a frame on the hot path:\n{asm}");
-            assert!(!asm.lines().any(|l| l.contains("\tcall")), "{name}: calls on the hot path:\n{asm}");
+            assert!(instructions.iter().any(|l| l.contains(isa.tail_jump)), "{name}: no tail jump into the backend:\n{asm}");
+            assert!(!asm.lines().any(|l| isa.saves_frame(l)), "{name}: builds a frame on the hot path:\n{asm}");
+            assert!(!asm.lines().any(|l| isa.is_call(l)), "{name}: calls on the hot path:\n{asm}");
         }
     }
 }

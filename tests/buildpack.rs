@@ -6,9 +6,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use allocshim_tests::{c_artifact, c_program, workspace};
+use allocshim_tests::{c_artifact, c_program, target_arch, workspace};
 
-const ARCH: &str = std::env::consts::ARCH;
+/// The machine the source-build tests build on: a source build is always native.
+const HOST: &str = std::env::consts::ARCH;
+
+/// The architecture the artifact is built for and the buildpack believes it runs on
+/// (ALLOCSHIM_TEST_ARCH=aarch64 from scripts/test-aarch64: a cross build, run under qemu).
+fn arch() -> String {
+    target_arch()
+}
+
+fn cross() -> bool {
+    arch() != std::env::consts::ARCH
+}
 
 struct Dist {
     dir: PathBuf,
@@ -23,13 +34,17 @@ fn dist() -> &'static Dist {
     DIST.get_or_init(|| {
         let dir = c_artifact("dist");
         let _ = std::fs::remove_dir_all(&dir);
-        let out = Command::new(workspace().join("scripts/dist")).arg("--out").arg(&dir).output().unwrap();
+        let mut cmd = Command::new(workspace().join("scripts/dist"));
+        if cross() {
+            cmd.args(["--arch", &arch()]);
+        }
+        let out = cmd.arg("--out").arg(&dir).output().unwrap();
         assert!(out.status.success(), "scripts/dist failed:\n{}", String::from_utf8_lossy(&out.stderr));
         let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_string();
         let (sha256, _) = line.split_once("  ").expect("sha256sum line");
         let lines = Command::new(workspace().join("scripts/artifact-lines")).arg(&dir).output().unwrap();
         assert!(lines.status.success(), "scripts/artifact-lines failed: {}", text(&lines.stderr));
-        assert_eq!(text(&lines.stdout), format!("0.1.0 {ARCH} 2.3.2 5.3.1 0.7.6 {sha256}\n"));
+        assert_eq!(text(&lines.stdout), format!("0.1.0 {} 2.3.2 5.3.1 0.7.6 {sha256}\n", arch()));
         let artifacts = dir.join("artifacts.txt");
         std::fs::write(&artifacts, format!("# shim arch mimalloc jemalloc snmalloc sha256\n{}", text(&lines.stdout))).unwrap();
         Dist { dir, artifacts, sha256: sha256.to_string() }
@@ -84,6 +99,8 @@ fn compile(app: &App) -> Output {
 
 /// bin/compile as Heroku runs it (STACK set), with `path` as PATH.
 fn compile_with_path(app: &App, path: &str) -> Output {
+    // A cross test: bin/compile asks `uname -m`, which a stand-in answers.
+    let path = if cross() { format!("{}:{path}", uname_stand_in().display()) } else { path.to_string() };
     Command::new(workspace().join("bin/compile"))
         .arg(&app.build)
         .arg(&app.cache)
@@ -93,6 +110,23 @@ fn compile_with_path(app: &App, path: &str) -> Output {
         .env("PATH", path)
         .output()
         .unwrap()
+}
+
+/// bin/compile asks `uname -m`: for a cross test, a directory with a `uname` that
+/// answers the target architecture (written once, renamed into place whole).
+fn uname_stand_in() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = c_artifact("uname");
+        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = dir.join(format!("uname.{}", std::process::id()));
+        let script = format!("#!/bin/sh\nif [ \"$*\" = -m ]; then echo {}; else exec /usr/bin/uname \"$@\"; fi\n", arch());
+        std::fs::write(&tmp, script).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&tmp, dir.join("uname")).unwrap();
+        dir
+    })
 }
 
 fn text(b: &[u8]) -> String {
@@ -240,10 +274,11 @@ fn fails(app: &App, words: &str) {
 #[test]
 fn failed_builds_say_why_and_install_nothing() {
     let d = dist();
+    let arch = arch();
     fails(&app("unknown-version", &[("MIMALLOC_VERSION", "9.9.9")]), "MIMALLOC_VERSION=9.9.9 is not available (allocshim can build mimalloc 2.3.2, 3.3.2)");
     fails(
         &app("unknown-prebuilt", &[("MIMALLOC_VERSION", "9.9.9"), ("ALLOCSHIM_BUILD", "prebuilt")]),
-        &format!("MIMALLOC_VERSION=9.9.9 is not available for {ARCH} (available: 2.3.2), and ALLOCSHIM_BUILD=prebuilt rules out a source build"),
+        &format!("MIMALLOC_VERSION=9.9.9 is not available for {arch} (available: 2.3.2), and ALLOCSHIM_BUILD=prebuilt rules out a source build"),
     );
     fails(&app("bad-mode", &[("ALLOCSHIM_BUILD", "compile")]), "ALLOCSHIM_BUILD=compile is not a build mode (accepted: auto, prebuilt, source)");
 
@@ -267,7 +302,7 @@ fn failed_builds_say_why_and_install_nothing() {
     std::fs::write(&none, "# nothing published\n").unwrap();
     fails(
         &self::app("none-listed", &[("ALLOCSHIM_ARTIFACTS", &none.display().to_string()), ("ALLOCSHIM_BUILD", "prebuilt")]),
-        &format!("no allocshim artifact for {ARCH} is listed in {}", none.display()),
+        &format!("no allocshim artifact for {arch} is listed in {}", none.display()),
     );
 }
 
@@ -276,17 +311,18 @@ fn version_pins_pick_the_artifact_and_the_default_line_wins_otherwise() {
     // A second listed artifact for mimalloc 3.3.2 (a renamed copy: this checks the
     // choice among listed artifacts, not a second build).
     let d = dist();
+    let arch = arch();
     let dir = c_artifact("dist-two");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let listed = std::fs::read_to_string(&d.artifacts).unwrap();
     let line = listed.lines().last().unwrap();
     let f: Vec<&str> = line.split_whitespace().collect();
-    let name = |mi: &str| format!("allocshim-{}-{ARCH}-mimalloc{mi}-jemalloc{}-snmalloc{}.tar.gz", f[0], f[3], f[4]);
+    let name = |mi: &str| format!("allocshim-{}-{arch}-mimalloc{mi}-jemalloc{}-snmalloc{}.tar.gz", f[0], f[3], f[4]);
     std::fs::copy(d.dir.join(name(f[2])), dir.join(name(f[2]))).unwrap();
     std::fs::copy(d.dir.join(name(f[2])), dir.join(name("3.3.2"))).unwrap();
     let artifacts = dir.join("artifacts.txt");
-    std::fs::write(&artifacts, format!("{line}\n{} {ARCH} 3.3.2 {} {} {}\n", f[0], f[3], f[4], f[5])).unwrap();
+    std::fs::write(&artifacts, format!("{line}\n{} {arch} 3.3.2 {} {} {}\n", f[0], f[3], f[4], f[5])).unwrap();
     let vars = |pin: Option<&str>| {
         let mut v = vec![("ALLOCSHIM_DIST_URL", dir.display().to_string()), ("ALLOCSHIM_ARTIFACTS", artifacts.display().to_string())];
         if let Some(p) = pin {
@@ -305,7 +341,7 @@ fn version_pins_pick_the_artifact_and_the_default_line_wins_otherwise() {
     let mut v = vars(Some("2.0.9"));
     v.push(("ALLOCSHIM_BUILD", "prebuilt".to_string()));
     let refs: Vec<(&str, &str)> = v.iter().map(|(k, x)| (*k, x.as_str())).collect();
-    fails(&app("pin-bad", &refs), &format!("MIMALLOC_VERSION=2.0.9 is not available for {ARCH} (available: {}, 3.3.2)", f[2]));
+    fails(&app("pin-bad", &refs), &format!("MIMALLOC_VERSION=2.0.9 is not available for {arch} (available: {}, 3.3.2)", f[2]));
 }
 
 // --- Source builds: what a fresh app gets while no prebuilt artifact is published.
@@ -341,7 +377,7 @@ fn pinned_rust() -> String {
 fn rustup_mirror(name: &str, published: Option<&str>) -> PathBuf {
     let dir = c_artifact(&format!("rustup-mirror-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
-    let triple = dir.join(format!("{ARCH}-unknown-linux-gnu"));
+    let triple = dir.join(format!("{HOST}-unknown-linux-gnu"));
     std::fs::create_dir_all(&triple).unwrap();
     let sysroot = Command::new("rustc").arg("--print").arg("sysroot").output().unwrap();
     let bin = Path::new(text(&sysroot.stdout).trim()).join("bin");
@@ -374,7 +410,7 @@ fn a_fresh_app_builds_from_source_and_the_cache_makes_rebuilds_free() {
     // 1. Nothing set, no artifact listed: built from source with the cargo on PATH.
     let stdout = succeeded(&compile(&app), "first build");
     let first = stdout.lines().next().unwrap_or("");
-    assert_eq!(first, format!("-----> allocshim: building from source (no prebuilt artifact for {ARCH} mimalloc 2.3.2 jemalloc 5.3.1 snmalloc 0.7.6)"), "{stdout}");
+    assert_eq!(first, format!("-----> allocshim: building from source (no prebuilt artifact for {HOST} mimalloc 2.3.2 jemalloc 5.3.1 snmalloc 0.7.6)"), "{stdout}");
     assert!(stdout.contains(&format!("       toolchain: cargo {rust} ")) && stdout.contains("from PATH"), "{stdout}");
     assert!(stdout.contains("       compiled in "), "{stdout}");
     assert!(!stdout.contains("Compiling"), "the compiler's output is shown only on failure:\n{stdout}");
@@ -395,7 +431,7 @@ fn a_fresh_app_builds_from_source_and_the_cache_makes_rebuilds_free() {
     // 3. A pin through the source path: the installed library carries it.
     set_var(&app, "MIMALLOC_VERSION", Some("3.3.2"));
     let stdout = succeeded(&compile(&app), "pinned build");
-    assert!(stdout.contains(&format!("building from source (no prebuilt artifact for {ARCH} mimalloc 3.3.2 jemalloc 5.3.1 snmalloc 0.7.6)")), "{stdout}");
+    assert!(stdout.contains(&format!("building from source (no prebuilt artifact for {HOST} mimalloc 3.3.2 jemalloc 5.3.1 snmalloc 0.7.6)")), "{stdout}");
     let out = dyno(&app, &[("MIMALLOC_ENABLED", "true"), ("ALLOCSHIM_VERBOSE", "1")], &format!("exec {fp}"));
     assert_eq!(served(&out), "mimalloc");
     assert!(text(&out.stderr).contains("allocshim: backend mimalloc 3.3.2 "), "{}", text(&out.stderr));
@@ -416,7 +452,7 @@ fn a_fresh_app_builds_from_source_and_the_cache_makes_rebuilds_free() {
     let mirror = rustup_mirror("good", None);
     set_var(&app, "ALLOCSHIM_RUSTUP_URL", Some(&mirror.display().to_string()));
     let stdout = succeeded(&compile_with_path(&app, &path_without_rust()), "rustup build");
-    assert!(stdout.starts_with(&format!("-----> allocshim: building from source (ALLOCSHIM_BUILD=source: {ARCH} mimalloc 2.3.2 ")), "{stdout}");
+    assert!(stdout.starts_with(&format!("-----> allocshim: building from source (ALLOCSHIM_BUILD=source: {HOST} mimalloc 2.3.2 ")), "{stdout}");
     assert!(stdout.contains(&format!("installing Rust {rust} (minimal profile) with rustup-init")), "{stdout}");
     assert!(stdout.contains("rustup-init verified: sha256 ") && stdout.contains("as published beside it"), "{stdout}");
     let args = text(&std::fs::read(app.cache.join("allocshim/cargo/standin-args")).unwrap());
@@ -437,7 +473,7 @@ fn a_fresh_app_builds_from_source_and_the_cache_makes_rebuilds_free() {
     // 7. ALLOCSHIM_BUILD=prebuilt with nothing listed: today's message, no source build.
     let prebuilt = fresh_app("fresh-prebuilt");
     set_var(&prebuilt, "ALLOCSHIM_BUILD", Some("prebuilt"));
-    fails(&prebuilt, &format!("no allocshim artifact for {ARCH} is listed in {}", workspace().join("vendor/artifacts.txt").display()));
+    fails(&prebuilt, &format!("no allocshim artifact for {HOST} is listed in {}", workspace().join("vendor/artifacts.txt").display()));
 }
 
 // --- Cloud Native Buildpack: bin/detect and bin/build driven as the lifecycle would,
@@ -449,7 +485,7 @@ struct Cnb {
 }
 
 fn cnb_arch() -> &'static str {
-    if ARCH == "aarch64" { "arm64" } else { "amd64" }
+    if arch() == "aarch64" { "arm64" } else { "amd64" }
 }
 
 fn cnb(name: &str, vars: &[(&str, &str)]) -> Cnb {
@@ -615,7 +651,7 @@ fn cnb_build_compiles_from_source_when_nothing_is_listed_and_reuses_the_layer() 
     let out = cnb_run(&c, "bin/build", cnb_arch());
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "bin/build failed:\n{stdout}\n{}", text(&out.stderr));
-    assert!(stdout.starts_with(&format!("-----> allocshim: building from source (no prebuilt artifact for {ARCH} ")), "{stdout}");
+    assert!(stdout.starts_with(&format!("-----> allocshim: building from source (no prebuilt artifact for {HOST} ")), "{stdout}");
     assert!(stdout.contains("       compiled in "), "{stdout}");
     let build = std::fs::read_to_string(c.layers.join("allocshim-build.toml")).unwrap();
     check_layer_toml_types(&build);

@@ -112,9 +112,11 @@ fn info_json_matches_the_query_api() {
     assert_eq!(info["binary"]["missing"].as_array().unwrap().len(), 0);
     assert_eq!(info["binary"]["leaked"].as_array().unwrap().len(), 0);
     assert!(info["binary"]["glibc_floor"].as_str().unwrap().starts_with("GLIBC_2."));
+    assert_eq!(info["binary"]["arch"], target_arch());
 
     let text = allocshim(&["info"]).success().unwrap();
     assert!(text.stdout.contains("selected     system"), "{}", text.stdout);
+    assert!(text.stdout.contains(&format!(" for {}\n", target_arch())), "{}", text.stdout);
 }
 
 /// Starts `sleep` (with or without the library), runs `doctor PID` on it.

@@ -68,6 +68,27 @@ pub fn enable_var(backend: &str) -> Option<(String, &'static str)> {
     (backend != "system").then(|| (format!("{}_ENABLED", backend.to_uppercase()), "true"))
 }
 
+/// The architecture of the library under test and of the C test programs:
+/// $ALLOCSHIM_TEST_ARCH, or this machine's. scripts/test-aarch64 sets `aarch64` and
+/// the aarch64 programs run under qemu-user (docs/aarch64.md).
+pub fn target_arch() -> String {
+    std::env::var("ALLOCSHIM_TEST_ARCH").unwrap_or_else(|_| std::env::consts::ARCH.into())
+}
+
+/// How much longer programs may take: under qemu-user (another architecture) the
+/// stress and fork programs run 3-10 times slower than natively; a hang still fails.
+fn emulation_slowdown() -> u32 {
+    if target_arch() == std::env::consts::ARCH { 1 } else { 5 }
+}
+
+/// The C compiler for tests/c: `cc`, or Debian's cross compiler for another architecture.
+fn c_compiler() -> String {
+    match target_arch() {
+        arch if arch == std::env::consts::ARCH => "cc".into(),
+        arch => format!("{arch}-linux-gnu-gcc"),
+    }
+}
+
 /// Compiles tests/c/NAME.c once per test process and returns the executable.
 pub fn c_program(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
@@ -79,7 +100,7 @@ pub fn c_program(name: &str) -> PathBuf {
     let out = c_dir();
     std::fs::create_dir_all(&out).unwrap();
     let exe = out.join(name);
-    let mut cc = Command::new("cc");
+    let mut cc = Command::new(c_compiler());
     cc.args(["-O1", "-g", "-pthread", "-Wall", "-Wno-alloc-size-larger-than", "-Wno-use-after-free", "-o"])
         .arg(&exe)
         .arg(src.join(format!("{name}.c")));
@@ -101,13 +122,17 @@ pub fn c_program(name: &str) -> PathBuf {
 }
 
 fn compile_shared(src: &Path, out: &Path) {
-    let status = Command::new("cc").args(["-O1", "-shared", "-fPIC", "-o"]).arg(out).arg(src).status().unwrap();
+    let status = Command::new(c_compiler()).args(["-O1", "-shared", "-fPIC", "-o"]).arg(out).arg(src).status().unwrap();
     assert!(status.success(), "cc failed for {}", src.display());
 }
 
-/// Where the compiled C test programs go (inside target/, never in the source tree).
+/// Where the compiled C test programs go (inside target/, never in the source tree),
+/// in a directory of their own when built for another architecture.
 fn c_dir() -> PathBuf {
-    workspace().join("target/c-tests")
+    match target_arch() {
+        arch if arch == std::env::consts::ARCH => workspace().join("target/c-tests"),
+        arch => workspace().join("target/c-tests").join(arch),
+    }
 }
 
 pub fn c_artifact(name: &str) -> PathBuf {
@@ -194,7 +219,7 @@ impl Run {
             let _ = err.read_to_string(&mut s);
             s
         });
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + self.timeout * emulation_slowdown();
         let mut timed_out = false;
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -239,10 +264,25 @@ impl Output {
     }
 }
 
+/// The backends `each_backend` runs: $ALLOCSHIM_TEST_BACKENDS (comma-separated; lets
+/// scripts/test-aarch64 report each backend on its own line), or all of them.
+pub fn test_backends() -> Vec<&'static str> {
+    let Ok(list) = std::env::var("ALLOCSHIM_TEST_BACKENDS") else { return BACKENDS.to_vec() };
+    list.split(',')
+        .map(|name| {
+            *BACKENDS
+                .iter()
+                .find(|b| **b == name.trim())
+                .unwrap_or_else(|| panic!("ALLOCSHIM_TEST_BACKENDS: unknown backend '{name}' (accepted: {})", BACKENDS.join(", ")))
+        })
+        .collect()
+}
+
 /// Runs `check` under every backend and reports every failure, not just the first.
 pub fn each_backend(check: impl Fn(&str) -> Result<(), String>) {
-    let failures: Vec<String> = BACKENDS.iter().filter_map(|b| check(b).err()).collect();
-    assert!(failures.is_empty(), "{} of {} backends failed:\n{}", failures.len(), BACKENDS.len(), failures.join("\n\n"));
+    let backends = test_backends();
+    let failures: Vec<String> = backends.iter().filter_map(|b| check(b).err()).collect();
+    assert!(failures.is_empty(), "{} of {} backends failed:\n{}", failures.len(), backends.len(), failures.join("\n\n"));
 }
 
 /// Which allocator served the memory, judged from the fingerprint program's evidence
@@ -258,9 +298,10 @@ pub fn identify(fp: &Output) -> String {
     match usable.as_slice() {
         [24, _, _, _] if brk => "system".into(),
         [16, _, _, large] if large.is_power_of_two() => "snmalloc".into(),
-        // Large requests: jemalloc rounds to pages, mimalloc to 1/8 steps of a power of two.
-        [8, _, _, large] if *large < 600_000 + 8192 => "jemalloc".into(),
-        [8, _, _, large] if *large >= 600_000 + 32768 => "mimalloc".into(),
+        // Large requests: jemalloc rounds to pages (4 KiB, or 64 KiB in the aarch64
+        // build), mimalloc to 1/8 steps of a power of two (2359296 here).
+        [8, _, _, large] if *large < 2_100_000 + 65536 => "jemalloc".into(),
+        [8, _, _, large] if *large >= 2_100_000 + 131072 => "mimalloc".into(),
         other => format!("unknown (usable sizes {other:?}, brk heap {brk})"),
     }
 }

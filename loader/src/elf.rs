@@ -17,6 +17,8 @@ const PRIVATE: [&str; 9] = ["_ZN", "_R", "__rust", "rust_", "mi_", "_mi_", "je_"
 
 #[derive(Serialize, Debug)]
 pub struct LibraryCheck {
+    /// The machine it is built for, named as `uname -m` names it (x86_64, aarch64).
+    pub arch: String,
     pub exported: usize,
     pub missing: Vec<String>,
     pub leaked: Vec<String>,
@@ -63,6 +65,11 @@ pub fn check_library(path: &Path) -> Result<LibraryCheck> {
         }
     }
     Ok(LibraryCheck {
+        arch: match file.architecture() {
+            object::Architecture::X86_64 => "x86_64".into(),
+            object::Architecture::Aarch64 => "aarch64".into(),
+            other => format!("{other:?}").to_lowercase(),
+        },
         exported: exports.len(),
         missing,
         leaked,

@@ -45,7 +45,7 @@ fn print(i: &Info) {
     let b = &i.binary;
     let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
     println!("library      {} (found: {})", i.library, i.found_by);
-    println!("version      {}", i.version);
+    println!("version      {} for {}", i.version, b.arch);
     let backends: Vec<String> = i.backends.iter().map(|b| format!("{} {}", b.name, b.version)).collect();
     println!("backends     {}", backends.join(", "));
     let exports = if b.missing.is_empty() && b.leaked.is_empty() {
