@@ -119,36 +119,72 @@ static TABLE: Table = Table {
     realloc: AtomicPtr::new(first_realloc as ReallocFn as *mut ()),
 };
 
+// The `first_*` functions and `bind`'s are entered only through `TABLE`, from the
+// `GlobalAlloc` methods of `Auto`, with those methods' arguments unchanged.
+
+/// # Safety
+/// As [`GlobalAlloc::alloc`]: `l` has a non-zero size.
 unsafe fn first_alloc(l: Layout) -> *mut u8 {
     choose();
-    Auto.alloc(l)
+    // SAFETY: our caller's `alloc` contract, passed on unchanged; `choose` has bound
+    // the table, so this reaches the chosen type's `alloc`.
+    unsafe { Auto.alloc(l) }
 }
+/// # Safety
+/// As [`GlobalAlloc::alloc_zeroed`]: `l` has a non-zero size.
 unsafe fn first_alloc_zeroed(l: Layout) -> *mut u8 {
     choose();
-    Auto.alloc_zeroed(l)
+    // SAFETY: our caller's `alloc_zeroed` contract, passed on unchanged.
+    unsafe { Auto.alloc_zeroed(l) }
 }
+/// # Safety
+/// As [`GlobalAlloc::dealloc`]: `p` was allocated by `Auto` with layout `l`.
 unsafe fn first_dealloc(p: *mut u8, l: Layout) {
     choose();
-    Auto.dealloc(p, l)
+    // SAFETY: our caller's `dealloc` contract, passed on unchanged. (A block to free
+    // means an allocation already made the choice, so `choose` returned at once.)
+    unsafe { Auto.dealloc(p, l) }
 }
+/// # Safety
+/// As [`GlobalAlloc::realloc`]: `p` was allocated by `Auto` with layout `l`, and `n`
+/// is non-zero and does not overflow `isize` when rounded up to `l.align()`.
 unsafe fn first_realloc(p: *mut u8, l: Layout, n: usize) -> *mut u8 {
     choose();
-    Auto.realloc(p, l, n)
+    // SAFETY: our caller's `realloc` contract, passed on unchanged.
+    unsafe { Auto.realloc(p, l, n) }
 }
 
 /// Points the table at `T`'s methods (monomorphised, so each is the fixed type's code).
+///
+/// Each of the four has the contract of the `GlobalAlloc` method it forwards to.
+/// Blocks pass between `Auto` and `T` safely: once bound, every `Auto` call (in any
+/// thread, for the rest of the process) reaches `T`, and no block was allocated by
+/// another type before (the first allocation is what binds).
 fn bind<T: GlobalAlloc + Default>() {
+    /// # Safety
+    /// As [`GlobalAlloc::alloc`].
     unsafe fn alloc<T: GlobalAlloc + Default>(l: Layout) -> *mut u8 {
-        T::default().alloc(l)
+        // SAFETY: `Auto::alloc`'s caller's contract, passed on unchanged.
+        unsafe { T::default().alloc(l) }
     }
+    /// # Safety
+    /// As [`GlobalAlloc::alloc_zeroed`].
     unsafe fn alloc_zeroed<T: GlobalAlloc + Default>(l: Layout) -> *mut u8 {
-        T::default().alloc_zeroed(l)
+        // SAFETY: `Auto::alloc_zeroed`'s caller's contract, passed on unchanged.
+        unsafe { T::default().alloc_zeroed(l) }
     }
+    /// # Safety
+    /// As [`GlobalAlloc::dealloc`].
     unsafe fn dealloc<T: GlobalAlloc + Default>(p: *mut u8, l: Layout) {
-        T::default().dealloc(p, l)
+        // SAFETY: `p` came from `Auto`, i.e. from `T` (see above), with layout `l`.
+        unsafe { T::default().dealloc(p, l) }
     }
+    /// # Safety
+    /// As [`GlobalAlloc::realloc`].
     unsafe fn realloc<T: GlobalAlloc + Default>(p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        T::default().realloc(p, l, n)
+        // SAFETY: `p` came from `T` (see above) with layout `l`; `n` as the caller
+        // of `Auto::realloc` guarantees.
+        unsafe { T::default().realloc(p, l, n) }
     }
     TABLE.alloc.store(alloc::<T> as AllocFn as *mut (), Release);
     TABLE.alloc_zeroed.store(alloc_zeroed::<T> as AllocFn as *mut (), Release);
@@ -169,25 +205,48 @@ fn bind_chosen(b: Backend) {
     }
 }
 
+// SAFETY: every method forwards, unchanged, to the same method of one fixed type (the
+// `first_*` functions only choose it first), whose own `GlobalAlloc` impl upholds the
+// trait's contract; the type never changes after the first allocation, so a block is
+// always freed or resized by the allocator that made it.
+//
+// In each method: every value ever stored in the `TABLE` slot it loads is a function
+// of exactly the slot's type (`AllocFn`, `DeallocFn`, `ReallocFn`) cast to `*mut ()`
+// (the `TABLE` initialiser and `bind`), so transmuting it back gives that function,
+// and calling it passes on our caller's contract unchanged. Relaxed is enough: both
+// the initial and the bound function are valid at any time, and a thread that chose
+// (or saw the choice through `CHOICE`'s Acquire) sees the bound one.
 unsafe impl GlobalAlloc for Auto {
     #[inline]
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let f: AllocFn = core::mem::transmute(TABLE.alloc.load(Relaxed));
-        f(l)
+        // SAFETY: see above: an `AllocFn`, called with the caller's layout.
+        unsafe {
+            let f: AllocFn = core::mem::transmute(TABLE.alloc.load(Relaxed));
+            f(l)
+        }
     }
     #[inline]
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        let f: AllocFn = core::mem::transmute(TABLE.alloc_zeroed.load(Relaxed));
-        f(l)
+        // SAFETY: see above: an `AllocFn`, called with the caller's layout.
+        unsafe {
+            let f: AllocFn = core::mem::transmute(TABLE.alloc_zeroed.load(Relaxed));
+            f(l)
+        }
     }
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        let f: DeallocFn = core::mem::transmute(TABLE.dealloc.load(Relaxed));
-        f(p, l)
+        // SAFETY: see above: a `DeallocFn`, called with the caller's block and layout.
+        unsafe {
+            let f: DeallocFn = core::mem::transmute(TABLE.dealloc.load(Relaxed));
+            f(p, l)
+        }
     }
     #[inline]
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
-        let f: ReallocFn = core::mem::transmute(TABLE.realloc.load(Relaxed));
-        f(p, l, new_size)
+        // SAFETY: see above: a `ReallocFn`, called with the caller's arguments.
+        unsafe {
+            let f: ReallocFn = core::mem::transmute(TABLE.realloc.load(Relaxed));
+            f(p, l, new_size)
+        }
     }
 }

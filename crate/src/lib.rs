@@ -39,6 +39,9 @@
 //! assertions unless `CXXFLAGS` has `-DNDEBUG` (this repository sets it in
 //! `.cargo/config.toml`; they cost snmalloc about a third of its speed).
 #![deny(missing_docs)]
+// Every unsafe operation inside an `unsafe fn` sits in its own `unsafe {}` block with
+// a `SAFETY:` comment, as in the standard library.
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod auto;
 #[cfg(feature = "jemalloc")]

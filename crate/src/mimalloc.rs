@@ -27,22 +27,33 @@ fn plain(l: &Layout) -> bool {
     l.align() <= MIN_ALIGN && l.align() <= l.size()
 }
 
+// SAFETY: every block comes from mimalloc with at least the layout's size and
+// alignment (the plain entry points only where `plain` says their natural alignment
+// suffices), NULL reports failure, and only blocks of this type, i.e. of mimalloc,
+// reach `dealloc` and `realloc`, as the trait's callers guarantee.
 unsafe impl GlobalAlloc for MiMalloc {
     #[inline]
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if plain(&l) {
-            mi::mi_malloc(l.size()).cast()
-        } else {
-            mi::mi_malloc_aligned(l.size(), l.align()).cast()
+        // SAFETY: mimalloc's allocation functions accept any size; `l.align()` is a
+        // power of two, as `mi_malloc_aligned` requires.
+        unsafe {
+            if plain(&l) {
+                mi::mi_malloc(l.size()).cast()
+            } else {
+                mi::mi_malloc_aligned(l.size(), l.align()).cast()
+            }
         }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        if plain(&l) {
-            mi::mi_zalloc(l.size()).cast()
-        } else {
-            mi::mi_zalloc_aligned(l.size(), l.align()).cast()
+        // SAFETY: as in `alloc`.
+        unsafe {
+            if plain(&l) {
+                mi::mi_zalloc(l.size()).cast()
+            } else {
+                mi::mi_zalloc_aligned(l.size(), l.align()).cast()
+            }
         }
     }
 
@@ -50,15 +61,22 @@ unsafe impl GlobalAlloc for MiMalloc {
     /// `mi_free`: the size buys nothing here, so the plain free is used.
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {
-        mi::mi_free(p.cast())
+        // SAFETY: `p` is a live mimalloc block (caller's contract: allocated by this
+        // type and not freed since).
+        unsafe { mi::mi_free(p.cast()) }
     }
 
     #[inline]
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
-        if l.align() <= MIN_ALIGN && l.align() <= new_size {
-            mi::mi_realloc(p.cast(), new_size).cast()
-        } else {
-            mi::mi_realloc_aligned(p.cast(), new_size, l.align()).cast()
+        // SAFETY: `p` is a live mimalloc block (caller's contract) and `l.align()` a
+        // power of two; on failure both return NULL and leave `p` allocated, as the
+        // trait requires.
+        unsafe {
+            if l.align() <= MIN_ALIGN && l.align() <= new_size {
+                mi::mi_realloc(p.cast(), new_size).cast()
+            } else {
+                mi::mi_realloc_aligned(p.cast(), new_size, l.align()).cast()
+            }
         }
     }
 }
@@ -68,6 +86,7 @@ impl MiMalloc {
     pub fn version() -> &'static str {
         static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         TEXT.get_or_init(|| {
+            // SAFETY: mi_version takes nothing and only returns a constant.
             let v = unsafe { mi::mi_version() } as u32;
             format!("{}.{}.{}", v / 10000, v / 100 % 100, v % 100)
         })
@@ -78,6 +97,8 @@ impl MiMalloc {
     /// also what it reports as its resident set).
     pub fn usage() -> Usage {
         let (mut elapsed, mut user, mut system, mut rss, mut peak_rss, mut commit, mut peak_commit, mut faults) = (0, 0, 0, 0, 0, 0, 0, 0);
+        // SAFETY: mi_process_info writes one `size_t` through each pointer, all of them
+        // distinct live locals of that type, and keeps none.
         unsafe {
             mi::mi_process_info(&mut elapsed, &mut user, &mut system, &mut rss, &mut peak_rss, &mut commit, &mut peak_commit, &mut faults);
         }

@@ -19,25 +19,36 @@ use crate::Usage;
 #[derive(Clone, Copy, Default, Debug)]
 pub struct SnMalloc;
 
+// SAFETY: snmalloc's Rust entry points are made for this trait: they take the
+// layout's alignment and size, return NULL on failure, and are handed back only
+// blocks of this type, i.e. of snmalloc, with the layout they were made with, as the
+// trait's callers guarantee.
 unsafe impl GlobalAlloc for SnMalloc {
     #[inline]
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        sn::sn_rust_alloc(l.align(), l.size()).cast()
+        // SAFETY: a valid layout (power-of-two alignment, non-zero size: the caller's
+        // contract), which is all `sn_rust_alloc` asks.
+        unsafe { sn::sn_rust_alloc(l.align(), l.size()).cast() }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        sn::sn_rust_alloc_zeroed(l.align(), l.size()).cast()
+        // SAFETY: as in `alloc`.
+        unsafe { sn::sn_rust_alloc_zeroed(l.align(), l.size()).cast() }
     }
 
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        sn::sn_rust_dealloc(p.cast(), l.align(), l.size());
+        // SAFETY: `p` is a live snmalloc block made with layout `l` (caller's
+        // contract), so alignment and size name its size class.
+        unsafe { sn::sn_rust_dealloc(p.cast(), l.align(), l.size()) };
     }
 
     #[inline]
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
-        sn::sn_rust_realloc(p.cast(), l.align(), l.size(), new_size).cast()
+        // SAFETY: as in `dealloc` for `p` and `l`; `new_size` is non-zero and valid
+        // with `l.align()` (caller's contract).
+        unsafe { sn::sn_rust_realloc(p.cast(), l.align(), l.size(), new_size).cast() }
     }
 }
 
@@ -52,6 +63,8 @@ impl SnMalloc {
     /// current usage (`sn_rust_statistics`).
     pub fn usage() -> Usage {
         let (mut current, mut peak) = (0usize, 0usize);
+        // SAFETY: sn_rust_statistics writes one `size_t` through each pointer, both
+        // live locals of that type.
         unsafe { sn::sn_rust_statistics(&mut current, &mut peak) };
         Usage { allocated: None, resident: Some(current) }
     }

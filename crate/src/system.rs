@@ -17,22 +17,29 @@ use crate::Usage;
 #[derive(Clone, Copy, Default, Debug)]
 pub struct System;
 
+// SAFETY: every method is `std::alloc::System`'s, which implements the trait, called
+// with our caller's arguments unchanged; blocks never mix with another allocator.
 unsafe impl GlobalAlloc for System {
     #[inline]
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        std::alloc::System.alloc(l)
+        // SAFETY: our caller's `alloc` contract, passed on.
+        unsafe { std::alloc::System.alloc(l) }
     }
     #[inline]
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        std::alloc::System.alloc_zeroed(l)
+        // SAFETY: our caller's `alloc_zeroed` contract, passed on.
+        unsafe { std::alloc::System.alloc_zeroed(l) }
     }
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        std::alloc::System.dealloc(p, l)
+        // SAFETY: `p` was allocated by this type, i.e. by `std::alloc::System`, with
+        // layout `l` (caller's contract).
+        unsafe { std::alloc::System.dealloc(p, l) }
     }
     #[inline]
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
-        std::alloc::System.realloc(p, l, new_size)
+        // SAFETY: as in `dealloc`, and `new_size` as our caller guarantees.
+        unsafe { std::alloc::System.realloc(p, l, new_size) }
     }
 }
 
@@ -42,12 +49,16 @@ impl System {
         extern "C" {
             fn gnu_get_libc_version() -> *const core::ffi::c_char;
         }
+        // SAFETY: gnu_get_libc_version takes nothing and returns glibc's constant,
+        // NUL-terminated version string, which lives as long as the program.
         unsafe { core::ffi::CStr::from_ptr(gnu_get_libc_version()) }.to_str().unwrap_or("unknown")
     }
 
     /// glibc's count of bytes in use (`mallinfo2().uordblks + hblkhd`: heap blocks and
     /// mmapped blocks); glibc has no resident figure of its own.
     pub fn usage() -> Usage {
+        // SAFETY: mallinfo2 takes nothing and returns a struct by value (glibc 2.33+,
+        // which the link requires).
         let mi = unsafe { libc::mallinfo2() };
         Usage { allocated: Some(mi.uordblks + mi.hblkhd), resident: None }
     }

@@ -7,6 +7,9 @@
 //! already-loaded library with libloading, reads its query API and prints JSON. The
 //! choice, the reason and any warnings are therefore the library's own, exactly what a
 //! real program started with that environment would get.
+// Until the crate root says it for the whole command: unsafe operations inside an
+// `unsafe fn` need their own `unsafe {}` block and `SAFETY:` comment here too.
+#![deny(unsafe_op_in_unsafe_fn)]
 use std::ffi::{c_char, c_int, CStr, OsString};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
@@ -75,46 +78,81 @@ pub fn ask(lib: &Path, env: Option<&[(OsString, OsString)]>, set: &[(&str, &str)
 
 /// The child side: runs with `lib` preloaded.
 pub fn child(lib: &Path) -> Result<ExitCode> {
+    // SAFETY: `__probe` is started only by `ask`, with `lib` in LD_PRELOAD: it is the
+    // library ld.so preloaded into this process (the child fails earlier if not).
     let report = unsafe { read(lib) }.with_context(|| format!("cannot query {}", lib.display()))?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(ExitCode::SUCCESS)
 }
 
+/// The library's answers, through its query API (`allocshim_*` in shim/src/exports.rs).
+///
+/// # Safety
+/// `lib` is liballocshim.so and is already loaded into this process (preloaded), so
+/// opening it runs no initialiser, and its `allocshim_*` functions have the types
+/// declared here: no arguments or a `c_int`, returning a `c_int` or NULL or a C string
+/// that lives as long as the library.
 unsafe fn read(lib: &Path) -> Result<Report> {
     type Text = unsafe extern "C" fn() -> *const c_char;
     type Nth = unsafe extern "C" fn(c_int) -> *const c_char;
-    // Already loaded by ld.so, so this only takes another reference to it.
-    let l = libloading::Library::new(lib)?;
-    let version = l.get::<Text>(b"allocshim_version\0")?;
-    let count = l.get::<unsafe extern "C" fn() -> c_int>(b"allocshim_backend_count\0")?;
-    let name = l.get::<Nth>(b"allocshim_backend_name\0")?;
-    let backend_version = l.get::<Nth>(b"allocshim_backend_version\0")?;
-    let active = l.get::<unsafe extern "C" fn() -> c_int>(b"allocshim_active\0")?;
-    let reason = l.get::<Text>(b"allocshim_reason\0")?;
+    type Int = unsafe extern "C" fn() -> c_int;
+    // SAFETY: already loaded by ld.so (our caller's contract), so this only takes
+    // another reference to it: no initialiser runs.
+    let l = unsafe { libloading::Library::new(lib) }?;
+    // SAFETY: each symbol has the type given (our caller's contract), and the symbols
+    // are used only while `l` keeps the library loaded.
+    let (version, count, name, backend_version, active, reason) = unsafe {
+        (
+            l.get::<Text>(b"allocshim_version\0")?,
+            l.get::<Int>(b"allocshim_backend_count\0")?,
+            l.get::<Nth>(b"allocshim_backend_name\0")?,
+            l.get::<Nth>(b"allocshim_backend_version\0")?,
+            l.get::<Int>(b"allocshim_active\0")?,
+            l.get::<Text>(b"allocshim_reason\0")?,
+        )
+    };
 
-    let backend = |i: c_int| Backend { name: text(name(i)), version: text(backend_version(i)) };
+    // SAFETY: the functions have these types (our caller's contract), take no
+    // pointers, and return NULL (an index out of range) or C strings that live as
+    // long as the library, which `text` copies at once.
+    let backend = |i: c_int| unsafe { Backend { name: text(name(i)), version: text(backend_version(i)) } };
+    // SAFETY: as for `backend`.
+    let (version, count, active, reason) = unsafe { (text(version()), count(), active(), text(reason())) };
     Ok(Report {
-        version: text(version()),
-        backends: (0..count()).map(backend).collect(),
-        active: backend(active()),
-        reason: text(reason()),
+        version,
+        backends: (0..count).map(backend).collect(),
+        active: backend(active),
+        reason,
         malloc_from: malloc_from(),
         warnings: Vec::new(),
     })
 }
 
+/// A copy of the C string at `p` ("" for NULL).
+///
+/// # Safety
+/// `p` is NULL or points at a NUL-terminated string that stays valid during the call.
 unsafe fn text(p: *const c_char) -> String {
     if p.is_null() {
         return String::new();
     }
-    CStr::from_ptr(p).to_string_lossy().into_owned()
+    // SAFETY: non-NULL, so a NUL-terminated string valid for now (caller's contract).
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
-unsafe fn malloc_from() -> String {
-    let sym = libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr());
-    let mut info: libc::Dl_info = std::mem::zeroed();
-    if sym.is_null() || libc::dladdr(sym, &mut info) == 0 {
+/// The file name of the object that defines the `malloc` the global lookup finds.
+fn malloc_from() -> String {
+    // SAFETY: a lookup of a NUL-terminated name in the global scope; dlsym reads
+    // nothing of ours but the name.
+    let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()) };
+    // SAFETY: Dl_info is plain C data (pointers and integers), for which all zeroes
+    // is a valid value.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only writes `info`, a live local; `sym` is non-NULL here.
+    if sym.is_null() || unsafe { libc::dladdr(sym, &mut info) } == 0 {
         return String::new();
     }
-    text(info.dli_fname)
+    // SAFETY: dladdr succeeded, so `dli_fname` is NULL or the path of the object
+    // (ld.so's copy), valid while that object, the one defining malloc, stays loaded.
+    unsafe { text(info.dli_fname) }
 }

@@ -28,7 +28,9 @@ extern "C" {
 impl Env<'static> {
     /// libc's environment, or None while libc has not initialised it yet.
     pub fn from_libc() -> Option<Env<'static>> {
-        // SAFETY: reading the pointer value of libc's `environ`; NULL until libc sets it.
+        // SAFETY: a pointer-sized read of libc's `environ`: NULL until libc's
+        // initialiser sets it, then changed only by setenv/putenv/clearenv, which
+        // POSIX already forbids to race with getenv (and so with this reader).
         let envp = unsafe { environ };
         // SAFETY: libc's environment block is NULL-terminated and its strings live
         // for the process (we never call setenv/putenv while reading it).

@@ -8,6 +8,7 @@
 //! `no_std` and allocation-free: the library runs this inside `malloc`, the crate
 //! inside `GlobalAlloc::alloc`.
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod env;
 pub mod line;

@@ -59,13 +59,28 @@ impl Line {
     }
 }
 
+/// This thread's errno.
+#[inline(always)]
+fn errno() -> libc::c_int {
+    // SAFETY: __errno_location returns this thread's errno, valid for the thread.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets this thread's errno.
+#[inline(always)]
+fn set_errno(e: libc::c_int) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = e };
+}
+
 fn stderr(bytes: &[u8]) {
     let mut rest = bytes;
     while !rest.is_empty() {
+        // SAFETY: write(2) only reads `rest.len()` bytes from `rest`, a live slice.
         let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
         if n > 0 {
             rest = &rest[n as usize..];
-        } else if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
+        } else if n < 0 && errno() == libc::EINTR {
             continue;
         } else {
             return;
@@ -76,12 +91,12 @@ fn stderr(bytes: &[u8]) {
 /// One `allocshim: ...` line on stderr. Keeps errno as it was: warnings are printed
 /// from inside malloc, whose caller may be looking at errno.
 pub fn warn(msg: &Line) {
-    let saved = unsafe { *libc::__errno_location() };
+    let saved = errno();
     let mut l = Line::new();
     l.str("allocshim: ").bytes(msg.as_bytes());
     l.len = l.len.min(CAP - 1);
     l.buf[l.len] = b'\n';
     l.len += 1;
     stderr(l.as_bytes());
-    unsafe { *libc::__errno_location() = saved };
+    set_errno(saved);
 }

@@ -5,6 +5,8 @@
 //! Blocks are never reused: `free` recognises them by address and ignores them,
 //! `realloc` copies them into the chosen backend. The arena lives in .bss, so the
 //! part never touched costs no memory.
+// Until the crate root says it for the whole library.
+#![deny(unsafe_op_in_unsafe_fn)]
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +16,11 @@ const HEADER: usize = 16;
 
 #[repr(C, align(4096))]
 struct Arena(UnsafeCell<[u8; SIZE]>);
+// SAFETY: the bytes are only reached through `alloc`, which hands each range out once:
+// the compare-exchange on `USED` gives every caller a range no other caller gets, its
+// header written only by that caller before the block is returned, and the block then
+// belongs to whoever received it (later readers of the header, `usable_size`, got the
+// pointer from that owner, hence after the write). Nothing is ever handed out twice.
 unsafe impl Sync for Arena {}
 
 static ARENA: Arena = Arena(UnsafeCell::new([0; SIZE]));
@@ -46,6 +53,10 @@ pub fn alloc(size: usize, align: usize) -> *mut c_void {
         match USED.compare_exchange_weak(used, end - base(), Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => {
                 // The size lives just before the block, for malloc_usable_size and realloc.
+                // SAFETY: [start - HEADER, end) lies inside the arena (end <= base + SIZE,
+                // start - HEADER >= base + used) and the compare-exchange just reserved it
+                // for this call alone; start is aligned to at least HEADER (16), so the
+                // header word is aligned.
                 unsafe { *((start - HEADER) as *mut usize) = size };
                 LIVE.fetch_add(1, Ordering::Relaxed);
                 return start as *mut c_void;
@@ -55,8 +66,14 @@ pub fn alloc(size: usize, align: usize) -> *mut c_void {
     }
 }
 
+/// The size `alloc` was asked for when it returned `p`.
+///
+/// # Safety
+/// `p` was returned by [`alloc`] (not just any address for which [`contains`] is true).
 pub unsafe fn usable_size(p: *const c_void) -> usize {
-    *((p as usize - HEADER) as *const usize)
+    // SAFETY: `alloc` wrote the size in the aligned word just before every block it
+    // returned (our caller's contract), and nothing writes it again.
+    unsafe { *((p as usize - HEADER) as *const usize) }
 }
 
 /// Called for every arena block that `free` or `realloc` gives up (it is not reused).

@@ -29,6 +29,8 @@
 //! Runs once, from the initialiser, outside any ld.so lock except the one
 //! `dl_iterate_phdr` takes for its walk. No allocation, no std: raw reads of the
 //! loaded images and two `mprotect` calls per object with RELRO slots to write.
+// Until the crate root says it for the whole library.
+#![deny(unsafe_op_in_unsafe_fn)]
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
@@ -170,7 +172,10 @@ unsafe fn jemalloc_frees_on_zero_realloc() -> bool {
         static _rjem_je_opt_zero_realloc_action: c_int;
     }
     const ZERO_REALLOC_ACTION_FREE: c_int = 1;
-    core::ptr::read_volatile(core::ptr::addr_of!(_rjem_je_opt_zero_realloc_action)) == ZERO_REALLOC_ACTION_FREE
+    // SAFETY: an `int`-sized enum linked into this library; jemalloc wrote it while
+    // parsing its options, which are final now (our caller's contract), so nothing
+    // writes it concurrently. Volatile: the compiler must not assume its value.
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!(_rjem_je_opt_zero_realloc_action)) == ZERO_REALLOC_ACTION_FREE }
 }
 
 /// Rewrites the slots (once per process). `interposed`: the selection found our
@@ -187,25 +192,37 @@ pub unsafe fn rebind(backend: Backend, interposed: bool) {
 
     // The main namespace's list: walk back from our own entry (we are preloaded into it).
     const RTLD_DL_LINKMAP: c_int = 2; // <dlfcn.h>
-    let mut info: libc::Dl_info = core::mem::zeroed();
+    // SAFETY: Dl_info is plain C data (pointers and integers): all zeroes is valid.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
     let mut map: *const LinkMap = core::ptr::null();
-    if libc::dladdr1(
-        core::ptr::addr_of!(DONE).cast(),
-        &mut info,
-        (&mut map as *mut *const LinkMap).cast(),
-        RTLD_DL_LINKMAP,
-    ) == 0
-        || map.is_null()
-    {
+    // SAFETY: with RTLD_DL_LINKMAP, dladdr1 writes `info` and one `struct link_map *`
+    // into `map`, both live locals of those types; the address is one of ours.
+    let found = unsafe {
+        libc::dladdr1(
+            core::ptr::addr_of!(DONE).cast(),
+            &mut info,
+            (&mut map as *mut *const LinkMap).cast(),
+            RTLD_DL_LINKMAP,
+        )
+    };
+    if found == 0 || map.is_null() {
         return;
     }
-    let own = (*map).ld;
+    // SAFETY: `map` is ld.so's link_map for this library, whose public head `LinkMap`
+    // mirrors. Objects loaded at start-up are never unloaded and no other thread can
+    // unload any (our caller's contract), so it and the list it is in stay valid.
+    let (own, addr) = unsafe { ((*map).ld, (*map).addr) };
     // Our exported functions' own addresses, from our dynamic symbol table: taking
     // `exports::malloc`'s address in Rust goes through our GOT, which holds whatever
     // the global lookup found, i.e. the program's malloc when it brings its own.
-    let Some(ours) = own_definitions((*map).addr, own) else { return };
-    while !(*map).prev.is_null() {
-        map = (*map).prev;
+    // SAFETY: `addr` and `own` are this library's load bias and dynamic section, as
+    // ld.so recorded them.
+    let Some(ours) = (unsafe { own_definitions(addr, own) }) else { return };
+    // SAFETY: as above: `prev` links valid link_maps, up to the head's NULL.
+    unsafe {
+        while !(*map).prev.is_null() {
+            map = (*map).prev;
+        }
     }
 
     let mut plan = Plan {
@@ -214,9 +231,12 @@ pub unsafe fn rebind(backend: Backend, interposed: bool) {
         lazy: interposed,
         main_ns: map,
         own,
-        page: (libc::getauxval(libc::AT_PAGESZ) as usize).max(4096),
+        // SAFETY: getauxval only reads the auxiliary vector.
+        page: (unsafe { libc::getauxval(libc::AT_PAGESZ) } as usize).max(4096),
     };
-    libc::dl_iterate_phdr(Some(each_object), (&mut plan as *mut Plan).cast());
+    // SAFETY: `each_object` gets each loaded object's description and this `plan`,
+    // a live local for the whole call, as the `data` it expects.
+    unsafe { libc::dl_iterate_phdr(Some(each_object), (&mut plan as *mut Plan).cast()) };
 }
 
 /// The addresses of our own definitions of [`NAMES`], looked up in our `.gnu.hash`.
@@ -226,14 +246,18 @@ pub unsafe fn rebind(backend: Backend, interposed: bool) {
 unsafe fn own_definitions(base: usize, dynamic: *const Dyn) -> Option<[usize; 4]> {
     let (mut symtab, mut strtab, mut hash) = (0usize, 0usize, 0usize);
     let mut d = dynamic;
-    while (*d).tag != DT_NULL {
-        match (*d).tag {
-            DT_SYMTAB => symtab = dyn_ptr(base, (*d).val),
-            DT_STRTAB => strtab = dyn_ptr(base, (*d).val),
-            DT_GNU_HASH => hash = dyn_ptr(base, (*d).val),
-            _ => {}
+    // SAFETY: `dynamic` is our dynamic section (caller's contract): entries up to a
+    // DT_NULL one, mapped for as long as this library is loaded, i.e. for good.
+    unsafe {
+        while (*d).tag != DT_NULL {
+            match (*d).tag {
+                DT_SYMTAB => symtab = dyn_ptr(base, (*d).val),
+                DT_STRTAB => strtab = dyn_ptr(base, (*d).val),
+                DT_GNU_HASH => hash = dyn_ptr(base, (*d).val),
+                _ => {}
+            }
+            d = d.add(1);
         }
-        d = d.add(1);
     }
     if symtab == 0 || strtab == 0 || hash == 0 {
         return None;
@@ -241,23 +265,35 @@ unsafe fn own_definitions(base: usize, dynamic: *const Dyn) -> Option<[usize; 4]
     let (symtab, strtab, table) = (symtab as *const Sym, strtab as *const u8, hash as *const u32);
     // The GNU hash table: nbuckets, symoffset, bloom size (in 64-bit words), bloom
     // shift, the bloom words, the buckets, then one chain word per hashed symbol.
-    let (nbuckets, symoffset, bloom_words) = (*table as usize, *table.add(1) as usize, *table.add(2) as usize);
+    // SAFETY: DT_GNU_HASH locates our GNU hash table as the linker wrote it, in
+    // mapped, read-only memory, beginning with these four header words.
+    let (nbuckets, symoffset, bloom_words) = unsafe { (*table as usize, *table.add(1) as usize, *table.add(2) as usize) };
     if nbuckets == 0 {
         return None;
     }
-    let buckets = table.add(4 + 2 * bloom_words);
-    let chains = buckets.add(nbuckets);
+    // SAFETY: the buckets follow the 4 header words and the bloom words (two u32 each),
+    // and the chains follow the `nbuckets` buckets, all inside the table.
+    let (buckets, chains) = unsafe {
+        let buckets = table.add(4 + 2 * bloom_words);
+        (buckets, buckets.add(nbuckets))
+    };
     let mut out = [0usize; 4];
     for (k, name) in NAMES.iter().enumerate() {
         let h = name.iter().fold(5381u32, |h, &c| h.wrapping_mul(33).wrapping_add(c as u32));
-        let mut i = *buckets.add(h as usize % nbuckets) as usize;
+        // SAFETY: `h % nbuckets` indexes the bucket array.
+        let mut i = unsafe { *buckets.add(h as usize % nbuckets) } as usize;
         if i < symoffset {
             return None;
         }
         loop {
-            let chain = *chains.add(i - symoffset);
-            let sym = &*symtab.add(i);
-            if chain | 1 == h | 1 && sym.shndx != 0 && c_name_is(strtab.add(sym.name as usize), name) {
+            // SAFETY: `i` (>= symoffset) indexes a hashed symbol: it has a chain word at
+            // `i - symoffset` and a symbol-table entry at `i`. The walk starts at the
+            // bucket's first symbol and stops at the chain word with the low bit set
+            // (the end of the chain), so it never leaves the table.
+            let (chain, sym) = unsafe { (*chains.add(i - symoffset), &*symtab.add(i)) };
+            // SAFETY: a symbol's name is an offset into our string table of
+            // NUL-terminated names.
+            if chain | 1 == h | 1 && sym.shndx != 0 && unsafe { c_name_is(strtab.add(sym.name as usize), name) } {
                 out[k] = base.wrapping_add(sym.value as usize);
                 break;
             }
@@ -276,11 +312,14 @@ unsafe fn own_definitions(base: usize, dynamic: *const Dyn) -> Option<[usize; 4]
 /// `s` points at a NUL-terminated string.
 unsafe fn c_name_is(s: *const u8, name: &[u8]) -> bool {
     for (k, &c) in name.iter().enumerate() {
-        if *s.add(k) != c {
+        // SAFETY: s[..k] matched `name`, which holds no NUL (all of [`NAMES`]), so the
+        // string's NUL is at k or later: s[k] is within it (caller's contract).
+        if unsafe { *s.add(k) } != c {
             return false;
         }
     }
-    *s.add(name.len()) == 0
+    // SAFETY: as above, for k = name.len().
+    unsafe { *s.add(name.len()) == 0 }
 }
 
 /// A pointer read from the dynamic section: ld.so has usually relocated it in place
@@ -294,10 +333,18 @@ fn dyn_ptr(base: usize, v: u64) -> usize {
     }
 }
 
+/// The `dl_iterate_phdr` callback of [`rebind`].
+///
+/// # Safety
+/// Called only by `dl_iterate_phdr` on behalf of [`rebind`]: `info` describes a loaded
+/// object and `data` is `rebind`'s `Plan`, borrowed by nothing else for the call.
 unsafe extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: libc::size_t, data: *mut c_void) -> c_int {
-    // SAFETY: dl_iterate_phdr passes a valid info for a loaded object and our Plan,
-    // and holds ld.so's load lock, so the object and the namespace list stay put.
+    // SAFETY: dl_iterate_phdr passes a valid info for a loaded object and our Plan
+    // (our caller's contract), and holds ld.so's load lock, so the object and the
+    // namespace list stay put.
     let (info, plan) = unsafe { (&*info, &mut *(data as *mut Plan)) };
+    // SAFETY: a loaded, relocated object (dl_iterate_phdr lists only those), with
+    // ld.so's lock held for the duration of this callback.
     unsafe { object(info, plan) };
     0
 }
@@ -309,7 +356,9 @@ unsafe extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: libc::siz
 /// (we are inside `dl_iterate_phdr`), so its mappings and the namespace list stay put.
 unsafe fn object(info: &libc::dl_phdr_info, plan: &mut Plan) {
     let base = info.dlpi_addr as usize;
-    let phdrs = core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize);
+    // SAFETY: `dlpi_phdr` points at the object's `dlpi_phnum` program headers, mapped
+    // as long as the object is loaded (our caller's contract).
+    let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
     let mut dynamic = 0usize;
     let (mut relro_start, mut relro_end) = (0usize, 0usize);
     let (mut text_start, mut text_end) = (usize::MAX, 0usize);
@@ -335,8 +384,13 @@ unsafe fn object(info: &libc::dl_phdr_info, plan: &mut Plan) {
     // Only objects of the main namespace (an LD_AUDIT module's own libc, say, is not
     // bound to us and must keep its own malloc).
     let mut l = plan.main_ns;
-    while !l.is_null() && (*l).ld as usize != dynamic {
-        l = (*l).next;
+    // SAFETY: `main_ns` heads the main namespace's list of link_maps, which ld.so
+    // changes only under the lock held around this call (our caller's contract); the
+    // walk ends at the last entry's NULL `next`.
+    unsafe {
+        while !l.is_null() && (*l).ld as usize != dynamic {
+            l = (*l).next;
+        }
     }
     if l.is_null() {
         return;
@@ -346,22 +400,26 @@ unsafe fn object(info: &libc::dl_phdr_info, plan: &mut Plan) {
     let (mut jmprel, mut pltrelsz, mut pltrel) = (0usize, 0usize, 0i64);
     let mut symbolic = false;
     let mut d = dynamic as *const Dyn;
-    while (*d).tag != DT_NULL {
-        let v = (*d).val;
-        match (*d).tag {
-            DT_STRTAB => strtab = dyn_ptr(base, v),
-            DT_SYMTAB => symtab = dyn_ptr(base, v),
-            DT_RELA => rela = dyn_ptr(base, v),
-            DT_RELASZ => relasz = v as usize,
-            DT_RELACOUNT => relacount = v as usize,
-            DT_JMPREL => jmprel = dyn_ptr(base, v),
-            DT_PLTRELSZ => pltrelsz = v as usize,
-            DT_PLTREL => pltrel = v as i64,
-            DT_SYMBOLIC => symbolic = true,
-            DT_FLAGS => symbolic |= v & DF_SYMBOLIC != 0,
-            _ => {}
+    // SAFETY: PT_DYNAMIC locates the object's dynamic section: entries up to a DT_NULL
+    // one, mapped while the object is loaded.
+    unsafe {
+        while (*d).tag != DT_NULL {
+            let v = (*d).val;
+            match (*d).tag {
+                DT_STRTAB => strtab = dyn_ptr(base, v),
+                DT_SYMTAB => symtab = dyn_ptr(base, v),
+                DT_RELA => rela = dyn_ptr(base, v),
+                DT_RELASZ => relasz = v as usize,
+                DT_RELACOUNT => relacount = v as usize,
+                DT_JMPREL => jmprel = dyn_ptr(base, v),
+                DT_PLTRELSZ => pltrelsz = v as usize,
+                DT_PLTREL => pltrel = v as i64,
+                DT_SYMBOLIC => symbolic = true,
+                DT_FLAGS => symbolic |= v & DF_SYMBOLIC != 0,
+                _ => {}
+            }
+            d = d.add(1);
         }
-        d = d.add(1);
     }
     if symtab == 0 || strtab == 0 {
         return;
@@ -378,16 +436,22 @@ unsafe fn object(info: &libc::dl_phdr_info, plan: &mut Plan) {
     };
     const RELA_SIZE: usize = core::mem::size_of::<Rela>();
     if jmprel != 0 && pltrel == DT_RELA {
-        obj.scan(plan, jmprel as *const Rela, pltrelsz / RELA_SIZE);
+        // SAFETY: DT_JMPREL and DT_PLTRELSZ locate this object's PLT relocations, in
+        // RELA form (checked), whose symbols are in `obj`'s tables; lock still held.
+        unsafe { obj.scan(plan, jmprel as *const Rela, pltrelsz / RELA_SIZE) };
     }
     if rela != 0 {
         // The relative relocations come first (DT_RELACOUNT of them) and name no symbol.
         let n = relasz / RELA_SIZE;
         let skip = relacount.min(n);
-        obj.scan(plan, (rela as *const Rela).add(skip), n - skip);
+        // SAFETY: DT_RELA and DT_RELASZ locate this object's `n` other relocations, of
+        // which the last `n - skip` are scanned; as above otherwise.
+        unsafe { obj.scan(plan, (rela as *const Rela).add(skip), n - skip) };
     }
     if obj.unprotected {
-        libc::mprotect(relro_start as *mut c_void, relro_end - relro_start, libc::PROT_READ);
+        // SAFETY: the whole pages of this object's RELRO segment that `scan` made
+        // writable; read-only again as ld.so left them. No Rust reference covers them.
+        unsafe { libc::mprotect(relro_start as *mut c_void, relro_end - relro_start, libc::PROT_READ) };
     }
 }
 
@@ -413,17 +477,25 @@ impl Object {
     /// tables are `self.symtab` / `self.strtab`; as for [`object`].
     unsafe fn scan(&mut self, plan: &mut Plan, rels: *const Rela, n: usize) {
         for i in 0..n {
-            let r = &*rels.add(i);
+            // SAFETY: i < n, so one of the `n` relocations at `rels` (caller's contract).
+            let r = unsafe { &*rels.add(i) };
             let kind = r.info as u32;
             if kind != arch::R_JUMP_SLOT && kind != arch::R_GLOB_DAT {
                 continue;
             }
             let slot = self.base.wrapping_add(r.offset as usize) as *mut usize;
-            let now = core::ptr::read_volatile(slot);
+            // SAFETY: a JUMP_SLOT or GLOB_DAT relocation's offset names one of this
+            // object's GOT slots: a pointer-sized, aligned word, mapped and readable
+            // while the object is loaded (AtomicUsize has usize's size and alignment).
+            // Other threads may load it and ld.so may store it (lazy binding) at the
+            // same time, hence an atomic load; a Relaxed load may read read-only
+            // (RELRO) memory.
+            let now = unsafe { (*(slot as *const AtomicUsize)).load(Relaxed) };
             let which = match plan.ours.iter().position(|&f| f == now) {
                 Some(k) => k,
                 None if kind == arch::R_JUMP_SLOT && self.lazy && now >= self.text.0 && now < self.text.1 => {
-                    match self.lazy_symbol((r.info >> 32) as usize) {
+                    // SAFETY: the symbol index of one of this object's relocations.
+                    match unsafe { self.lazy_symbol((r.info >> 32) as usize) } {
                         Some(k) => k,
                         None => continue,
                     }
@@ -436,10 +508,16 @@ impl Object {
             }
             let at = slot as usize;
             if at >= self.relro.0 && at < self.relro.1 && !self.unprotected {
-                if self.refused
-                    || libc::mprotect(self.relro.0 as *mut c_void, self.relro.1 - self.relro.0, libc::PROT_READ | libc::PROT_WRITE)
-                        != 0
-                {
+                if self.refused {
+                    continue;
+                }
+                // SAFETY: whole pages of this object's RELRO segment (rounded as ld.so
+                // protects it), which hold only relocated data such as GOT slots; made
+                // writable too, and read-only again at the end of `object`.
+                let rc = unsafe {
+                    libc::mprotect(self.relro.0 as *mut c_void, self.relro.1 - self.relro.0, libc::PROT_READ | libc::PROT_WRITE)
+                };
+                if rc != 0 {
                     // Sealed or otherwise refused: leave this object's RELRO slots alone.
                     self.refused = true;
                     continue;
@@ -448,7 +526,9 @@ impl Object {
             }
             // A word-sized store: a thread calling through the slot meanwhile sees
             // either function, and both serve the same backend.
-            (*(slot as *const AtomicUsize)).store(target, Relaxed);
+            // SAFETY: `slot` is the GOT word loaded above, now writable (outside RELRO,
+            // or its pages made writable just above).
+            unsafe { (*(slot as *const AtomicUsize)).store(target, Relaxed) };
         }
     }
 
@@ -457,11 +537,15 @@ impl Object {
     /// # Safety
     /// `index` is a symbol index taken from one of this object's relocations.
     unsafe fn lazy_symbol(&self, index: usize) -> Option<usize> {
-        let sym = &*self.symtab.add(index);
+        // SAFETY: `index` comes from one of this object's relocations (caller's
+        // contract), so it indexes its symbol table.
+        let sym = unsafe { &*self.symtab.add(index) };
         if sym.shndx != 0 && sym.other & 3 == STV_PROTECTED {
             return None; // resolves to its own definition
         }
-        let name = self.strtab.add(sym.name as usize);
-        NAMES.iter().position(|n| c_name_is(name, n))
+        // SAFETY: a symbol's name is an offset into the object's string table.
+        let name = unsafe { self.strtab.add(sym.name as usize) };
+        // SAFETY: `name` starts a NUL-terminated string of that table.
+        NAMES.iter().position(|n| unsafe { c_name_is(name, n) })
     }
 }

@@ -64,6 +64,11 @@ fn layouts() {
         let align = 1usize << shift;
         for size in [1, 7, align, align + 1, 3 * align, 100_000] {
             let l = Layout::from_size_align(size, align).unwrap();
+            // SAFETY: every layout is valid (checked by `from_size_align`) with a
+            // non-zero size, and every new size is non-zero and far below isize::MAX;
+            // `check` exits the process on a NULL, so only non-NULL blocks are
+            // written, read (at `probes` below their current size) and handed back,
+            // always with the layout they currently have, each exactly once.
             unsafe {
                 let p = alloc(l);
                 check(!p.is_null() && p as usize % align == 0, "aligned alloc");

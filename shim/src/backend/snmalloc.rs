@@ -7,6 +7,8 @@
 //! * address space: at first use it reserves its page map for the whole address space
 //!   (about 256 GiB of virtual memory). Under a lower RLIMIT_AS it would abort the
 //!   process, so `start` refuses it instead and the process runs on `system`.
+// Until the crate root says it for the whole library.
+#![deny(unsafe_op_in_unsafe_fn)]
 use core::ffi::{c_void, CStr};
 
 use snmalloc_sys as sn;
@@ -29,21 +31,32 @@ pub static OPS: Ops = Ops {
 
 // sn_memalign(align, 0) ignores the alignment (its rounding of the size to the
 // alignment wraps at 0); asking for one byte gets a properly aligned minimal block.
-unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
-    sn_memalign(align, size.max(1))
+// Safe to call with any arguments: snmalloc checks the alignment itself (EINVAL).
+extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    // SAFETY: snmalloc's libc `memalign`, which takes plain integers, refuses an
+    // alignment that is 0 or not a power of two, and returns NULL on failure.
+    unsafe { sn_memalign(align, size.max(1)) }
 }
 
+/// # Safety
+/// `p` is a block this snmalloc returned and that is not freed yet (`Ops::usable_size`:
+/// the shim passes no NULL and no bootstrap-arena block).
 unsafe extern "C" fn usable_size(p: *mut c_void) -> usize {
-    sn::sn_malloc_usable_size(p)
+    // SAFETY: `p` is a live snmalloc block (our caller's contract), whose size class
+    // snmalloc looks up in its page map.
+    unsafe { sn::sn_malloc_usable_size(p) }
 }
 
 /// Address space snmalloc needs before it can serve anything (page map plus the
 /// first chunks), with room to spare. Measured: see the README.
 pub const RESERVE: usize = 260 << 30;
 
-pub unsafe fn start() -> Result<(), Refusal> {
-    let mut lim: libc::rlimit = core::mem::zeroed();
-    if libc::getrlimit(libc::RLIMIT_AS, &mut lim) == 0
+/// Starts snmalloc, unless the address-space limit is too low for it. Called by the
+/// selection only, and only for snmalloc: this reserves its page map.
+pub fn start() -> Result<(), Refusal> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit only writes the `rlimit` it is given, a live local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } == 0
         && lim.rlim_cur != libc::RLIM_INFINITY
         && (lim.rlim_cur as usize) < RESERVE
     {
@@ -55,7 +68,9 @@ pub unsafe fn start() -> Result<(), Refusal> {
     // Start it now, inside the selection: a `free` of a pointer snmalloc does not own
     // (glibc's) before its first allocation would otherwise trip its "page map not
     // initialised" check and abort.
-    sn::sn_free(sn::sn_malloc(1));
+    // SAFETY: sn_malloc takes any size; sn_free gets the block it returned (or NULL,
+    // which it ignores), once.
+    unsafe { sn::sn_free(sn::sn_malloc(1)) };
     Ok(())
 }
 
@@ -65,13 +80,15 @@ pub fn version() -> &'static CStr {
 }
 
 /// snmalloc's own figures: (current, peak) bytes of memory it holds from the OS.
-unsafe fn statistics() -> (usize, usize) {
+fn statistics() -> (usize, usize) {
     let (mut current, mut peak) = (0usize, 0usize);
-    sn::sn_rust_statistics(&mut current, &mut peak);
+    // SAFETY: sn_rust_statistics writes one `size_t` through each pointer, both live
+    // locals of that type; it reads two global counters and starts nothing.
+    unsafe { sn::sn_rust_statistics(&mut current, &mut peak) };
     (current, peak)
 }
 
-pub unsafe fn print_stats() {
+pub fn print_stats() {
     // Both figures from the one call: `usage` has no peak to give.
     let (current, peak) = statistics();
     let mut l = crate::report::Line::new();
@@ -81,6 +98,6 @@ pub unsafe fn print_stats() {
     crate::report::warn(&l);
 }
 
-pub unsafe fn usage() -> Usage {
+pub fn usage() -> Usage {
     Usage { allocated: Some(statistics().0), resident: None }
 }
