@@ -4,6 +4,7 @@
 //! * keeps jemalloc dormant: its only load-time constructor (`jemalloc_constructor`
 //!   in jemalloc.c, which fully initialises jemalloc in every process) is dropped at
 //!   link time, so jemalloc initialises lazily, and only if it is chosen;
+//! * wraps the backends' `prctl` calls (glue.c);
 //! * records the compiled-in backend versions for the self-report.
 use std::{env, fs, path::PathBuf};
 
@@ -35,6 +36,10 @@ fn main() {
     )
     .unwrap();
     println!("cargo:rustc-cdylib-link-arg=-Wl,-T,{}", script.display());
+
+    // The backends' own prctl calls go to a wrapper in glue.c (errno kept).
+    // --wrap only redirects references inside this link.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,--wrap=prctl");
 
     // jemalloc: the version its configure step wrote into the installed header.
     let je_root = PathBuf::from(env::var_os("DEP_JEMALLOC_ROOT").expect("tikv-jemalloc-sys sets DEP_JEMALLOC_ROOT"));

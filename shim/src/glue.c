@@ -18,3 +18,31 @@ extern int __cxa_thread_atexit_impl(void (*dtor)(void *), void *obj, void *dso);
 int __cxa_thread_atexit(void (*dtor)(void *), void *obj, void *dso) {
     return __cxa_thread_atexit_impl(dtor, obj, dso);
 }
+
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41 /* <linux/prctl.h> before 5.17 */
+#endif
+
+/* snmalloc names every mapping it reserves with prctl(PR_SET_VMA_ANON_NAME): snmalloc-sys
+ * defines SNMALLOC_PAGEID even as "false" and pal_linux.h only asks #ifdef. On kernels
+ * without CONFIG_ANON_VMA_NAME the call fails with EINVAL, which leaked into the errno
+ * of a malloc that succeeded (tests/c/errno.c). Linked with -Wl,--wrap=prctl, the
+ * library's own prctl calls come here: the name is still set where the kernel can, and
+ * a failure to set it leaves errno as it was. Other options pass through unchanged
+ * (glibc's prctl reads the same four variadic arguments). */
+extern int __real_prctl(int option, ...);
+
+int __wrap_prctl(int option, ...) {
+    va_list ap;
+    va_start(ap, option);
+    unsigned long a2 = va_arg(ap, unsigned long), a3 = va_arg(ap, unsigned long);
+    unsigned long a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
+    va_end(ap);
+    int saved = errno;
+    int rc = __real_prctl(option, a2, a3, a4, a5);
+    if (rc != 0 && option == PR_SET_VMA) errno = saved;
+    return rc;
+}
