@@ -4,7 +4,7 @@
 //! * keeps jemalloc dormant: its only load-time constructor (`jemalloc_constructor`
 //!   in jemalloc.c, which fully initialises jemalloc in every process) is dropped at
 //!   link time, so jemalloc initialises lazily, and only if it is chosen;
-//! * wraps the backends' `prctl` calls (glue.c);
+//! * wraps the backends' `pthread_atfork` and `prctl` calls (glue.c);
 //! * records the compiled-in backend versions for the self-report.
 use std::{env, fs, path::PathBuf};
 
@@ -37,9 +37,10 @@ fn main() {
     .unwrap();
     println!("cargo:rustc-cdylib-link-arg=-Wl,-T,{}", script.display());
 
-    // The backends' own prctl calls go to a wrapper in glue.c (errno kept).
-    // --wrap only redirects references inside this link.
-    println!("cargo:rustc-cdylib-link-arg=-Wl,--wrap=prctl");
+    // The backends' own pthread_atfork registrations and prctl calls go to wrappers in
+    // glue.c (fork-safe handler order, errno kept); see that file and
+    // docs/fork-and-errno.md. --wrap only redirects references inside this link.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,--wrap=pthread_atfork,--wrap=prctl");
 
     // jemalloc: the version its configure step wrote into the installed header.
     let je_root = PathBuf::from(env::var_os("DEP_JEMALLOC_ROOT").expect("tikv-jemalloc-sys sets DEP_JEMALLOC_ROOT"));
