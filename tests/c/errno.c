@@ -138,6 +138,8 @@ static void successes(void) {
     PTR(malloc(5000));
     PTR(malloc(300000));
     PTR(malloc(64 << 20));
+    PTR(malloc(1 << 30)); /* beyond a backend's first reservation: new mappings */
+    PTR(malloc((size_t)3 << 30));
     PTR(calloc(0, 0));
     PTR(calloc(10, 10));
     PTR(calloc(1, 64 << 20));
@@ -225,8 +227,8 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "oom") == 0) {
         oom();
     } else {
+        successes(); /* first: a backend's lazy start-up work shows in them */
         size_failures();
-        successes();
     }
     fprintf(stderr, "errno done under %s\n", active_backend());
     return 0;
