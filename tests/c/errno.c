@@ -2,7 +2,8 @@
  * call made with errno preset to a sentinel. One line per call: what it returned and
  * what errno became. The test runs this with nothing preloaded (glibc's answers) and
  * under each backend, and requires identical output.
- * Usage: errno          size checks and successful calls
+ * Usage: errno          successful calls, size checks, first calls in a new thread
+ *                       and in a forked child
  *        errno oom      the same entry points failing for real: RLIMIT_AS leaves no
  *                       room, so the backend's own mmap fails (as in glibc's
  *                       tst-malloc-thread-fail) */
@@ -11,7 +12,9 @@
 #include <malloc.h>
 #include <stdint.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "check.h"
 
@@ -184,6 +187,32 @@ static void successes(void) {
     report("malloc_usable_size(NULL) == 0", (void *)(uintptr_t)(malloc_usable_size(NULL) == 0));
 }
 
+/* A new thread's and a forked child's first calls: per-thread set-up and fork
+ * handlers must leave errno alone too. */
+static void *in_thread(void *arg) {
+    (void)arg;
+    printf("-- first calls in a new thread\n");
+    PTR(malloc(24));
+    PTR(malloc(5 << 20));
+    RC(posix_memalign(&p, 64, 100), p);
+    return NULL;
+}
+
+static void new_thread_and_child(void) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, in_thread, NULL) == 0) pthread_join(t, NULL);
+    printf("-- first calls in a forked child\n");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        PTR(malloc(100));
+        PTR(malloc(5 << 20));
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+}
+
 static size_t vm_size(void) {
     FILE *f = fopen("/proc/self/statm", "r");
     size_t pages = 0;
@@ -229,6 +258,7 @@ int main(int argc, char **argv) {
     } else {
         successes(); /* first: a backend's lazy start-up work shows in them */
         size_failures();
+        new_thread_and_child();
     }
     fprintf(stderr, "errno done under %s\n", active_backend());
     return 0;
