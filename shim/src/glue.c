@@ -140,10 +140,10 @@ int __wrap_pthread_atfork(void (*prepare)(void), void (*parent)(void), void (*ch
     return __real_pthread_atfork(fork_trampolines[i][0], fork_trampolines[i][1], fork_trampolines[i][2]);
 }
 
-/* snmalloc names every mapping it reserves with prctl(PR_SET_VMA_ANON_NAME): snmalloc-sys
- * defines SNMALLOC_PAGEID even as "false" and pal_linux.h only asks #ifdef. On kernels
- * without CONFIG_ANON_VMA_NAME the call fails with EINVAL, which leaked into the errno
- * of a malloc that succeeded (tests/c/errno.c). Linked with -Wl,--wrap=prctl, the
+/* snmalloc names every mapping it reserves with prctl(PR_SET_VMA_ANON_NAME) (snmalloc-sys
+ * defines SNMALLOC_PAGEID even as "false" and pal_linux.h only asks #ifdef), and so does
+ * mimalloc (unix_mmap_prim). On kernels without CONFIG_ANON_VMA_NAME the call fails with
+ * EINVAL, which leaked into the errno of a malloc that succeeded (tests/c/errno.c). Linked with -Wl,--wrap=prctl, the
  * library's own prctl calls come here: the name is still set where the kernel can, and
  * a failure to set it leaves errno as it was. Other options pass through unchanged
  * (glibc's prctl reads the same four variadic arguments). */
