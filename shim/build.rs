@@ -5,6 +5,7 @@
 //! * keeps jemalloc dormant: its only load-time constructor (`jemalloc_constructor`
 //!   in jemalloc.c, which fully initialises jemalloc in every process) is dropped at
 //!   link time, so jemalloc initialises lazily, and only if it is chosen;
+//! * wraps the backends' `pthread_atfork` and `prctl` calls (glue.c);
 //! * records the compiled-in backend versions for the self-report.
 use std::{env, fs, path::PathBuf};
 
@@ -45,6 +46,11 @@ fn main() {
     // nothing; glibc's own libc.so.6 is lazily bound the same way. The GOT slots the
     // Rust code calls through (GLOB_DAT) are still bound at load and stay read-only.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-z,lazy");
+
+    // The backends' own pthread_atfork registrations and prctl calls go to wrappers in
+    // glue.c (fork-safe handler order, errno kept); see that file and
+    // docs/fork-and-errno.md. --wrap only redirects references inside this link.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,--wrap=pthread_atfork,--wrap=prctl");
 
     // jemalloc: the version its configure step wrote into the installed header.
     let je_root = PathBuf::from(env::var_os("DEP_JEMALLOC_ROOT").expect("tikv-jemalloc-sys sets DEP_JEMALLOC_ROOT"));

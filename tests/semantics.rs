@@ -51,3 +51,34 @@ fn glibc_semantics_under_every_backend() {
         Ok(())
     });
 }
+
+/// `errno` after every entry point, failing and succeeding, is glibc's: the same
+/// program run with nothing preloaded is the reference. `oom` makes the backends'
+/// own mmap fail under RLIMIT_AS (what glibc's tst-malloc-thread-fail does).
+/// Left out on purpose: `aligned_alloc` with an alignment that is no power of two,
+/// where the shim follows glibc >= 2.38 (EINVAL) whatever glibc runs (api.c checks it).
+#[test]
+fn errno_after_every_entry_point_is_glibcs() {
+    let exe = c_program("errno");
+    for mode in [&[] as &[&str], &["oom"]] {
+        let glibc = run(&exe, mode).no_preload().success().unwrap();
+        assert!(glibc.stdout.lines().count() > 10, "reference run printed too little:\n{}", glibc.stdout);
+        each_backend(|backend| {
+            let out = run(&exe, mode).backend(backend).success()?;
+            if !out.stderr.contains(&format!("done under {backend}")) {
+                return Err(format!("[{backend}] did not run under the library: {}", out.stderr));
+            }
+            let differ: Vec<String> = glibc
+                .stdout
+                .lines()
+                .zip(out.stdout.lines())
+                .filter(|(g, o)| g != o)
+                .map(|(g, o)| format!("  glibc: {g}\n  shim:  {o}"))
+                .collect();
+            if differ.is_empty() && glibc.stdout.lines().count() == out.stdout.lines().count() {
+                return Ok(());
+            }
+            Err(format!("[{backend}] errno {mode:?} differs from glibc's:\n{}", differ.join("\n")))
+        });
+    }
+}

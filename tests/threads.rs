@@ -29,6 +29,39 @@ fn fork_from_a_multithreaded_process_never_hangs() {
     passes("forkmt", &["300"], 90);
 }
 
+/// How often each fork test runs per backend: the deadlocks they catch depend on
+/// timing, so one clean run proves little.
+const FORK_REPEATS: usize = 5;
+
+fn passes_repeatedly(program: &str, args: &[&str], timeout: u64) {
+    let exe = c_program(program);
+    each_backend(|backend| {
+        for rep in 1..=FORK_REPEATS {
+            let out = run(&exe, args).backend(backend).timeout(timeout).success().map_err(|e| format!("run {rep}/{FORK_REPEATS}: {e}"))?;
+            if !out.stdout.contains(&format!("done under {backend}")) || !out.stdout.contains(" 0 failures") {
+                return Err(format!("[{backend}] {program} run {rep}/{FORK_REPEATS}: {}", out.stdout));
+            }
+        }
+        Ok(())
+    });
+}
+
+/// Threads fork while others hold stdio locks and allocate (getline, fflush(NULL),
+/// fopen/fclose): jemalloc's fork handler used to take its locks before glibc's fork
+/// took the stdio list lock, and the three threads waited for each other forever.
+#[test]
+fn fork_while_other_threads_use_stdio_never_hangs() {
+    passes_repeatedly("forkstdio", &["1500"], 60);
+}
+
+/// A signal handler forks while the single-threaded process allocates: jemalloc
+/// waited for a lock its own interrupted malloc held, snmalloc aborted. glibc takes no
+/// malloc lock in a single-threaded fork, and neither may the backends.
+#[test]
+fn fork_from_a_signal_handler_while_allocating_completes() {
+    passes_repeatedly("forksignal", &["500"], 60);
+}
+
 #[test]
 fn posix_spawn_system_and_popen() {
     passes("spawn", &[], 60);

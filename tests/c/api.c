@@ -89,6 +89,13 @@ static void huge(void) {
         errno = 0;
         p = memalign(64, sizes[i]);
         CHECK(p == NULL && errno == ENOMEM, "memalign(64, %zu): %p errno %d", sizes[i], p, errno);
+        /* posix_memalign returns the error and, like glibc's, leaves it in errno too.
+         * Called through a volatile pointer: GCC's builtin model assumes it leaves
+         * errno alone and would fold the check away. */
+        int (*volatile pm)(void **, size_t, size_t) = posix_memalign;
+        errno = 0;
+        int rc = pm(&p, 64, sizes[i]);
+        CHECK(rc == ENOMEM && errno == ENOMEM, "posix_memalign(64, %zu): %d errno %d", sizes[i], rc, errno);
     }
     errno = 0;
     void *p = pvalloc(SIZE_MAX);

@@ -15,6 +15,9 @@ extern "C" {
     // What mimalloc's own constructor/destructor call (src/init.c).
     fn _mi_auto_process_init();
     fn _mi_auto_process_done();
+    // src/os.c: counts NUMA nodes once (probing /sys/devices/system/node/nodeN with
+    // access(2)) and caches the answer.
+    fn _mi_os_numa_node_count() -> c_int;
 }
 
 pub static OPS: Ops = Ops {
@@ -54,6 +57,12 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 
 pub unsafe fn start() -> Result<(), Refusal> {
     _mi_auto_process_init();
+    // mimalloc counts NUMA nodes lazily, in the first allocation that needs an arena,
+    // and its last failing access(2) probe left ENOENT in the errno of that successful
+    // malloc (tests/c/errno.c). Counting here, with errno kept, caches the answer first.
+    let errno = *libc::__errno_location();
+    _mi_os_numa_node_count();
+    *libc::__errno_location() = errno;
     mi::mi_register_error(Some(on_error), core::ptr::null_mut());
     STARTED.store(true, Ordering::Relaxed);
     Ok(())
