@@ -58,8 +58,9 @@ enum Command {
     /// Several `compare --json` results side by side: ratios between pairs of variants.
     Summarize(compare::summarize::Args),
     /// Does this environment ask for an allocator? Prints the backend it selects (the
-    /// library's rules, in-process) and exits 0, or 1 when it selects `system`. For
-    /// start-up scripts deciding whether to preload the library at all.
+    /// library's rules, in-process) and exits 0, or 1 when it selects `system` with no
+    /// preset (ALLOCSHIM_PRESET tunes glibc too, so it needs the library preloaded).
+    /// For start-up scripts deciding whether to preload the library at all.
     Enabled {
         /// Print nothing; the exit status is the answer.
         #[arg(long, short)]
@@ -73,6 +74,7 @@ enum Command {
 /// `allocshim enabled`: the shared rules (allocshim-select) on this process's own
 /// environment, so a profile script decides exactly as the library would.
 fn enabled(quiet: bool) -> anyhow::Result<ExitCode> {
+    use allocshim_select::preset::{self, Preset};
     use allocshim_select::{env::Env, line, rules, Backend};
     let env = Env::from_libc().ok_or_else(|| anyhow::anyhow!("no environment"))?;
     let mut warn = |l: &line::Line| {
@@ -81,10 +83,12 @@ fn enabled(quiet: bool) -> anyhow::Result<ExitCode> {
         }
     };
     let choice = rules::decide(&env, &mut warn);
+    let preset = preset::read(&env, &mut warn);
     if !quiet {
-        println!("{} ({})", choice.backend.name().to_string_lossy(), String::from_utf8_lossy(choice.reason.as_bytes()));
+        let with = if preset == Preset::Default { String::new() } else { format!("; preset {}", preset.name().to_string_lossy()) };
+        println!("{} ({}{with})", choice.backend.name().to_string_lossy(), String::from_utf8_lossy(choice.reason.as_bytes()));
     }
-    Ok(if choice.backend == Backend::System { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if choice.backend == Backend::System && preset == Preset::Default { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn main() -> ExitCode {

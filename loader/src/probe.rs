@@ -33,6 +33,12 @@ pub struct Report {
     /// The object that defines the `malloc` the probe process resolves: proof that the
     /// preload took effect.
     pub malloc_from: String,
+    /// The preset in force (`ALLOCSHIM_PRESET`).
+    #[serde(default)]
+    pub preset: String,
+    /// The selected backend's tunable options: effective value and where each came from.
+    #[serde(default)]
+    pub options: String,
     /// The library's `allocshim:` warnings for this environment.
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -92,6 +98,8 @@ unsafe fn read(lib: &Path) -> Result<Report> {
     let backend_version = l.get::<Nth>(b"allocshim_backend_version\0")?;
     let active = l.get::<unsafe extern "C" fn() -> c_int>(b"allocshim_active\0")?;
     let reason = l.get::<Text>(b"allocshim_reason\0")?;
+    let preset = l.get::<Text>(b"allocshim_preset\0")?;
+    let options = l.get::<Text>(b"allocshim_options\0")?;
 
     let backend = |i: c_int| Backend { name: text(name(i)), version: text(backend_version(i)) };
     Ok(Report {
@@ -100,6 +108,8 @@ unsafe fn read(lib: &Path) -> Result<Report> {
         active: backend(active()),
         reason: text(reason()),
         malloc_from: malloc_from(),
+        preset: text(preset()),
+        options: text(options()),
         warnings: Vec::new(),
     })
 }

@@ -9,6 +9,7 @@
 
 pub mod env;
 pub mod line;
+pub mod preset;
 pub mod rules;
 
 use core::ffi::CStr;

@@ -99,7 +99,7 @@ fn assignment(var: &[u8], raw: &[u8]) -> Line {
     l
 }
 
-fn bad_value(var: &[u8], raw: &[u8]) -> Line {
+pub(crate) fn bad_value(var: &[u8], raw: &[u8]) -> Line {
     let mut l = Line::new();
     l.str("ignoring ").bytes(var).str("=\"").bytes(raw).str("\": ");
     l

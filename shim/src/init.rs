@@ -14,6 +14,7 @@ use crate::bootstrap;
 use crate::env::{self, Env};
 use crate::report::{self, Line};
 use crate::select;
+use allocshim_select::preset::{self, Preset};
 
 const UNINIT: u8 = 0;
 const SELECTING: u8 = 1;
@@ -80,17 +81,19 @@ fn ensure(envp: Option<*const *const c_char>) -> Ready {
 }
 
 unsafe fn select_and_start(env: &Env) {
-    let (mut backend, mut reason) = if !env::secure_mode() && !interposed() {
+    // A process whose malloc is not ours gets no preset either: glibc there is the
+    // program's own business.
+    let (mut backend, mut reason, preset) = if !env::secure_mode() && !interposed() {
         let mut l = Line::new();
         l.str("malloc in this process is not liballocshim's (loaded with dlopen, or the program brings its own malloc); passing through to glibc");
         report::warn(&l);
-        (Backend::System, l)
+        (Backend::System, l, Preset::Default)
     } else {
         let choice = select::decide(env, &mut |l| report::warn(l));
-        (choice.backend, choice.reason)
+        (choice.backend, choice.reason, preset::read(env, &mut |l| report::warn(l)))
     };
 
-    if let Err(refusal) = backend.start(env) {
+    if let Err(refusal) = backend.start(env, preset) {
         let mut l = Line::new();
         l.bytes(backend.name().to_bytes()).str(" refused: ").str(refusal.why);
         if refusal.limit != 0 {
@@ -100,7 +103,9 @@ unsafe fn select_and_start(env: &Env) {
         report::warn(&l);
         reason.str("; ").bytes(l.as_bytes());
         backend = Backend::System;
+        let _ = backend.start(env, preset); // system never refuses
     }
+    crate::preset::record(backend, env, preset);
 
     CHOSEN.store(backend as u8, Relaxed);
     REASON = reason;
@@ -109,6 +114,9 @@ unsafe fn select_and_start(env: &Env) {
     if !env::secure_mode() {
         if select::flag(env.get(b"ALLOCSHIM_VERBOSE")) {
             report::verbose_choice(backend, reason.as_bytes());
+            if env.get(preset::PRESET_VAR).is_some_and(|v| !v.trim_ascii().is_empty()) {
+                report::verbose_options(preset, crate::preset::options_now());
+            }
         }
         if select::flag(env.get(b"ALLOCSHIM_STATS")) {
             EXIT_STATS.store(1, Relaxed);

@@ -15,6 +15,7 @@ mod backend;
 mod bootstrap;
 mod exports;
 mod init;
+mod preset;
 mod report;
 
 // The rules and the environment reader are shared with the `allocshim` crate.

@@ -10,6 +10,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use libmimalloc_sys as mi;
 
 use super::{Ops, Refusal, Usage};
+use allocshim_select::preset::Preset;
 
 extern "C" {
     // What mimalloc's own constructor/destructor call (src/init.c).
@@ -52,7 +53,9 @@ unsafe extern "C" fn on_error(code: c_int, _arg: *mut c_void) {
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 
-pub unsafe fn start() -> Result<(), Refusal> {
+pub unsafe fn start(preset: Preset) -> Result<(), Refusal> {
+    // Before the init, which reads MIMALLOC_* over these defaults.
+    crate::preset::mimalloc_defaults(preset);
     _mi_auto_process_init();
     mi::mi_register_error(Some(on_error), core::ptr::null_mut());
     STARTED.store(true, Ordering::Relaxed);
