@@ -1,7 +1,8 @@
 # allocshim: sourced from .profile.d at dyno start (installed by bin/compile).
 # Preloads liballocshim.so when the config vars ask for an allocator, by the library's
 # own rules (`allocshim enabled` runs them): ALLOCSHIM_BACKEND, MIMALLOC_ENABLED,
-# JEMALLOC_ENABLED, SNMALLOC_ENABLED. Prepends to LD_PRELOAD with ':' and never twice,
+# JEMALLOC_ENABLED, SNMALLOC_ENABLED, or ALLOCSHIM_PRESET alone (it tunes glibc too;
+# the library reads it at run time like every other variable). Prepends to LD_PRELOAD with ':' and never twice,
 # so sourcing this again changes nothing; X_ENABLED=false and a restart turn it off.
 allocshim_home="${HOME:-/app}/vendor/allocshim"
 case ":${PATH}:" in

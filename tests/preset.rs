@@ -153,3 +153,18 @@ fn info_and_enabled_show_the_preset() {
     assert!(!enabled(&[]).status.success());
     assert!(!enabled(&[(PRESET, "default")]).status.success());
 }
+
+#[test]
+fn threads_and_fork_work_under_the_preset() {
+    // jemalloc's background purging threads and glibc's arena cap change how threads
+    // and fork meet the allocator: the thread and fork programs must still pass.
+    each_backend(|backend| {
+        for (program, args) in [("forkmt", &["200"][..]), ("stress", &["4", "20000", "2000"][..])] {
+            let out = run(c_program(program), args).backend(backend).env(PRESET, "low-memory").timeout(120).success()?;
+            if !out.stdout.contains(&format!("done under {backend}")) || !out.stdout.contains(" 0 failures") {
+                return Err(format!("[{backend}] {program}: {}", out.stdout));
+            }
+        }
+        Ok(())
+    });
+}

@@ -155,8 +155,11 @@ pub fn rss_over_time(c: &Comparison) -> String {
     const H: f64 = 320.0;
     const LEFT: f64 = 70.0;
     const W: f64 = 560.0;
-    let top = 60.0;
+    const WIDE: u32 = 1040; // room for the legend
+    let top = 76.0;
     let legend_x = LEFT + W + 30.0;
+    // Past the palette, colours come back dashed.
+    let dash = |i: usize| if i >= PALETTE.len() { r#" stroke-dasharray="6 3""# } else { "" };
     let height = (top + H + 50.0).max(top + 20.0 * c.rows.len() as f64 + 20.0).ceil() as u32;
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let runs = || c.rows.iter().enumerate().flat_map(|(i, r)| r.outcome.samples.iter().map(move |s| (i, &s.rss_series)));
@@ -169,15 +172,20 @@ pub fn rss_over_time(c: &Comparison) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDE}" height="{height}" viewBox="0 0 {WIDE} {height}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
     let title: String = c.command.join(" ").chars().take(90).collect();
     let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">allocshim compare (server): {}</text>"#, esc(&title));
     let _ = writeln!(
         s,
-        r##"<text x="10" y="40" fill="#555">RSS of the server's process group during the load; {}. Legend: median RSS over the last half, × {}.</text>"##,
-        c.plan_text(),
+        r##"<text x="10" y="40" fill="#555">RSS of the server's process group during the load; {}.</text>"##,
+        c.plan_text()
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="{legend_x}" y="{:.1}" fill="#555">median RSS over the last half, × {}</text>"##,
+        top - 12.0,
         esc(&c.baseline)
     );
     for k in 0..=4 {
@@ -198,11 +206,11 @@ pub fn rss_over_time(c: &Comparison) -> String {
             continue;
         }
         let points: Vec<String> = series.iter().map(|p| format!("{:.1},{:.1}", x(p.0), y(mib(p.1)))).collect();
-        let _ = writeln!(s, r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5"/>"#, points.join(" "), PALETTE[i % PALETTE.len()]);
+        let _ = writeln!(s, r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5"{}/>"#, points.join(" "), PALETTE[i % PALETTE.len()], dash(i));
     }
     for (i, r) in c.rows.iter().enumerate() {
         let ly = top + 20.0 * i as f64;
-        let _ = writeln!(s, r#"<rect x="{legend_x}" y="{ly}" width="12" height="12" fill="{}"/>"#, PALETTE[i % PALETTE.len()]);
+        let _ = writeln!(s, r#"<line x1="{legend_x}" y1="{:.1}" x2="{:.1}" y2="{0:.1}" stroke="{}" stroke-width="3"{}/>"#, ly + 6.0, legend_x + 14.0, PALETTE[i % PALETTE.len()], dash(i));
         let what = match (&r.figures, r.metric_ratios.get(super::server::RSS_LAST_HALF)) {
             (Some(f), ratio) => {
                 let m = f.metrics.get(super::server::RSS_LAST_HALF).map(|m| value(m.median)).unwrap_or_default();
