@@ -165,9 +165,11 @@ pub fn rss_over_time(c: &Comparison) -> String {
     let runs = || c.rows.iter().enumerate().flat_map(|(i, r)| r.outcome.samples.iter().map(move |s| (i, &s.rss_series)));
     let t_max = runs().flat_map(|(_, s)| s.iter().map(|p| p.0)).fold(0.0, f64::max);
     let r_max = runs().flat_map(|(_, s)| s.iter().map(|p| mib(p.1))).fold(0.0, f64::max);
-    let (t_step, r_step) = (nice(t_max / 5.0), nice(r_max * 1.1 / 4.0));
-    let (t_top, r_top) = ((t_max / t_step).ceil().max(1.0) * t_step, r_step * 4.0);
-    let x = |t: f64| LEFT + t / t_top * W;
+    // The last sample comes just after the load's end: a few percent past a round
+    // number must not add a whole empty tick.
+    let (t_step, r_step) = (nice(t_max / 6.0), nice(r_max / 4.0));
+    let (t_top, r_top) = ((t_max * 0.97 / t_step).ceil().max(1.0) * t_step, (r_max * 1.05 / r_step).ceil().max(1.0) * r_step);
+    let x = |t: f64| LEFT + t.min(t_top) / t_top * W;
     let y = |m: f64| top + H - m / r_top * H;
     let mut s = String::new();
     let _ = writeln!(
@@ -188,7 +190,7 @@ pub fn rss_over_time(c: &Comparison) -> String {
         top - 12.0,
         esc(&c.baseline)
     );
-    for k in 0..=4 {
+    for k in 0..=(r_top / r_step).round() as u32 {
         let m = r_step * f64::from(k);
         let _ = writeln!(s, r##"<line x1="{LEFT}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#ddd"/>"##, y(m), LEFT + W);
         let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">{m:.prec$}</text>"##, LEFT - 6.0, y(m) + 4.0, prec = decimals(r_step));
