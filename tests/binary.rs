@@ -51,6 +51,8 @@ const EXPORTS: &[&str] = &[
     "allocshim_backend_count",
     "allocshim_backend_name",
     "allocshim_backend_version",
+    "allocshim_options",
+    "allocshim_preset",
     "allocshim_reason",
     "allocshim_usage",
     "allocshim_version",

@@ -212,6 +212,14 @@ fn dynos_run_the_backend_the_config_vars_ask_for() {
         assert!(text(&out.stdout).contains("preload=[]"), "{vars:?}: {}", text(&out.stdout));
         assert_eq!(served(&out), "none", "{vars:?}");
     }
+    // A preset alone: the library is preloaded to tune glibc (two arenas for eight
+    // threads, where glibc alone makes one per thread and the main one).
+    let arenas = c_program("arenas").display().to_string();
+    let out = dyno(&app, &[("ALLOCSHIM_PRESET", "low-memory")], &format!("exec {arenas} 8"));
+    assert!(text(&out.stdout).contains("backend=system\narenas=2\n"), "{}{}", text(&out.stdout), text(&out.stderr));
+    let out = dyno(&app, &[("ALLOCSHIM_PRESET", "default")], &format!("exec {arenas} 8"));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("backend=none\n") && !stdout.contains("arenas=2\n") && !stdout.contains("arenas=1\n"), "{stdout}{}", text(&out.stderr));
     // Two enabled: the library's precedence, with its warning.
     let out = dyno(&app, &[("MIMALLOC_ENABLED", "true"), ("SNMALLOC_ENABLED", "true")], &format!("exec {fp}"));
     assert_eq!(served(&out), "mimalloc");

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use allocshim_select::env::Env;
 use allocshim_select::rules::{self, Warning};
-use allocshim_select::vars::{ALLOCSHIM_BACKEND, ALLOCSHIM_LIB, ALLOCSHIM_STATS, ALLOCSHIM_VERBOSE, LD_PRELOAD};
+use allocshim_select::preset::{self, ALL_PRESETS};
+use allocshim_select::vars::{ALLOCSHIM_BACKEND, ALLOCSHIM_LIB, ALLOCSHIM_PRESET, ALLOCSHIM_STATS, ALLOCSHIM_VERBOSE, LD_PRELOAD};
 use allocshim_select::{Backend, ALL};
 use anyhow::Result;
 
@@ -300,6 +301,7 @@ fn check_selection(f: &mut Findings, lib: &Path, env: &[(OsString, OsString)], s
         for var in [ALLOCSHIM_VERBOSE, ALLOCSHIM_STATS] {
             rules::flag(&env, var, &mut |w| warnings.push(*w));
         }
+        preset::read(&env, &mut |w| warnings.push(*w));
         !choice.reason.is_empty()
     };
     let text = format!("with this environment the library selects {} {} ({})", report.active.name, report.active.version, report.reason);
@@ -334,6 +336,10 @@ fn fix(w: &Warning) -> String {
         Warning::SeveralEnabled { using, ignored } => {
             let vars: Vec<&str> = ignored.iter().filter_map(Backend::enable_var).collect();
             format!("turn {} off to keep {}, or set {ALLOCSHIM_BACKEND} to the one you want", vars.join(", "), using.name().to_string_lossy())
+        }
+        Warning::UnknownPreset { .. } => {
+            let names: Vec<String> = ALL_PRESETS.iter().map(|p| p.name().to_string_lossy().into_owned()).collect();
+            format!("set {ALLOCSHIM_PRESET} to one of {}, or unset it", names.join(", "))
         }
     }
 }

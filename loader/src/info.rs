@@ -17,6 +17,9 @@ struct Info {
     /// What a program started with this environment gets, and why.
     selected: probe::Backend,
     reason: String,
+    /// The preset in force and the selected backend's options, with their sources.
+    preset: String,
+    options: String,
     warnings: Vec<String>,
 }
 
@@ -31,6 +34,8 @@ pub fn main(json: bool) -> Result<ExitCode> {
         binary: elf::check_library(&found.path)?,
         selected: report.active,
         reason: report.reason,
+        preset: report.preset,
+        options: report.options,
         warnings: report.warnings,
     };
     if json {
@@ -61,6 +66,8 @@ fn print(i: &Info) {
         list(&b.cxx_needs)
     );
     println!("selected     {} {} ({})", i.selected.name, i.selected.version, i.reason);
+    println!("preset       {} (ALLOCSHIM_PRESET)", i.preset);
+    println!("options      {}", i.options);
     for w in &i.warnings {
         println!("warning      {w}");
     }

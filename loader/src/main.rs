@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use allocshim_select::preset::{self, Preset};
+use allocshim_select::{env::Env, rules, vars::LD_PRELOAD, Backend};
 
 #[derive(Parser)]
 #[command(name = "allocshim", version, about = "Run programs with liballocshim.so, check that it works, compare its allocators")]
@@ -63,8 +65,9 @@ enum Command {
     /// Several `compare --json` results side by side: ratios between pairs of variants.
     Summarize(compare::summarize::Args),
     /// Does this environment ask for an allocator? Prints the backend it selects (the
-    /// library's rules, in-process) and exits 0, or 1 when it selects `system`. For
-    /// start-up scripts deciding whether to preload the library at all.
+    /// library's rules, in-process) and exits 0, or 1 when it selects `system` with no
+    /// preset (ALLOCSHIM_PRESET tunes glibc too, so it needs the library preloaded).
+    /// For start-up scripts deciding whether to preload the library at all.
     Enabled {
         /// Print nothing; the exit status is the answer.
         #[arg(long, short)]
@@ -91,29 +94,41 @@ enum Command {
 /// `allocshim enabled`: the shared rules (allocshim-select) on this process's own
 /// environment, so a profile script decides exactly as the library would.
 fn enabled(quiet: bool) -> anyhow::Result<ExitCode> {
-    use allocshim_select::{env::Env, rules, Backend};
     let env = Env::from_libc().ok_or_else(|| anyhow::anyhow!("no environment"))?;
     let mut warn = |w: &rules::Warning| {
         if !quiet {
             w.print()
         }
     };
-    let choice = rules::decide(&env, &mut warn);
+    let (choice, preset) = wanted(&env, &mut warn);
     if !quiet {
-        println!("{} ({})", choice.backend.name().to_string_lossy(), String::from_utf8_lossy(choice.reason.as_bytes()));
+        let with = if preset == Preset::Default { String::new() } else { format!("; preset {}", preset.name().to_string_lossy()) };
+        println!("{} ({}{with})", choice.backend.name().to_string_lossy(), String::from_utf8_lossy(choice.reason.as_bytes()));
     }
-    Ok(if choice.backend == Backend::System { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if needs_library(&choice, preset) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// What this environment asks of the library: the backend (the shared rules) and the
+/// preset.
+fn wanted<'e>(env: &Env<'e>, warn: &mut dyn FnMut(&rules::Warning<'e>)) -> (rules::Choice, Preset) {
+    (rules::decide(env, warn), preset::read(env, warn))
+}
+
+/// Whether a process with this choice needs the library preloaded at all: for a
+/// backend, or for a preset (ALLOCSHIM_PRESET tunes glibc too, in `system` mode).
+fn needs_library(choice: &rules::Choice, preset: Preset) -> bool {
+    choice.backend != Backend::System || preset != Preset::Default
 }
 
 /// `allocshim preload`: the one LD_PRELOAD editor (`preload`), for the buildpack's
 /// `.profile.d` and `exec.d` scripts; with `--if-enabled` one call answers both
 /// "preload at all?" and "the new value", so a dyno start costs one exec.
 fn preload(lib: Option<&Path>, if_enabled: bool) -> anyhow::Result<ExitCode> {
-    use allocshim_select::{env::Env, rules, vars::LD_PRELOAD, Backend};
     if if_enabled {
         let env = Env::from_libc().ok_or_else(|| anyhow::anyhow!("no environment"))?;
         let mut warnings = Vec::new();
-        if rules::decide(&env, &mut |w| warnings.push(*w)).backend == Backend::System {
+        let (choice, preset) = wanted(&env, &mut |w| warnings.push(*w));
+        if !needs_library(&choice, preset) {
             // A library that is loaded prints these itself, in every process; one
             // that is not would leave a misspelt switch unexplained.
             warnings.iter().for_each(rules::Warning::print);

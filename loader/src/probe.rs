@@ -37,6 +37,12 @@ pub struct Report {
     /// The object that defines the `malloc` the probe process resolves: proof that the
     /// preload took effect.
     pub malloc_from: String,
+    /// The preset in force (`ALLOCSHIM_PRESET`).
+    #[serde(default)]
+    pub preset: String,
+    /// The selected backend's tunable options: effective value and where each came from.
+    #[serde(default)]
+    pub options: String,
     /// The library's `allocshim:` warnings for this environment.
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -111,19 +117,24 @@ unsafe fn read(lib: &Path) -> Result<Report> {
             l.get::<Text>(b"allocshim_reason\0")?,
         )
     };
+    // SAFETY: as above.
+    let (preset, options) = unsafe { (l.get::<Text>(b"allocshim_preset\0")?, l.get::<Text>(b"allocshim_options\0")?) };
 
     // SAFETY: the functions have these types (our caller's contract), take no
     // pointers, and return NULL (an index out of range) or C strings that live as
     // long as the library, which `text` copies at once.
     let backend = |i: c_int| unsafe { Backend { name: text(name(i)), version: text(backend_version(i)) } };
     // SAFETY: as for `backend`.
-    let (version, count, active, reason) = unsafe { (text(version()), count(), active(), text(reason())) };
+    let (version, count, active, reason, preset, options) =
+        unsafe { (text(version()), count(), active(), text(reason()), text(preset()), text(options())) };
     Ok(Report {
         version,
         backends: (0..count).map(backend).collect(),
         active: backend(active),
         reason,
         malloc_from: malloc_from(),
+        preset,
+        options,
         warnings: Vec::new(),
     })
 }

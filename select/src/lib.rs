@@ -12,6 +12,7 @@
 
 pub mod env;
 pub mod line;
+pub mod preset;
 pub mod rules;
 pub mod vars;
 

@@ -13,7 +13,7 @@
 //! mode nothing is read ([`decide`], [`flag`]).
 use crate::env::{secure_mode, Env};
 use crate::line::{self, Line};
-use crate::vars::ALLOCSHIM_BACKEND;
+use crate::vars::{ALLOCSHIM_BACKEND, ALLOCSHIM_PRESET};
 use crate::{Backend, ALL};
 
 /// Values that turn a switch on (any case, blanks around ignored).
@@ -66,6 +66,8 @@ pub enum Warning<'a> {
     NotASwitch { var: &'static str, value: &'a [u8] },
     /// Several `*_ENABLED` switches on: `using` wins by precedence.
     SeveralEnabled { using: Backend, ignored: Backends },
+    /// `ALLOCSHIM_PRESET` names no preset; it is treated as `default`.
+    UnknownPreset { value: &'a [u8] },
 }
 
 impl Warning<'_> {
@@ -93,6 +95,12 @@ impl Warning<'_> {
                 l.str(" (");
                 precedence(&mut l);
                 l.str(")");
+            }
+            Warning::UnknownPreset { value } => {
+                ignoring(&mut l, ALLOCSHIM_PRESET, value).str("expected one of");
+                for (i, p) in crate::preset::ALL_PRESETS.into_iter().enumerate() {
+                    l.str(if i == 0 { " " } else { ", " }).bytes(p.name().to_bytes());
+                }
             }
         }
         l

@@ -24,10 +24,31 @@ pub const ALLOCSHIM_VERBOSE: &str = "ALLOCSHIM_VERBOSE";
 /// `allocshim run --stats` sets it.
 pub const ALLOCSHIM_STATS: &str = "ALLOCSHIM_STATS";
 
+/// Read by the library (and `allocshim enabled`/`preload`): a named set of allocator
+/// options applied to whichever backend serves the process (`default`, `low-memory`;
+/// any case; empty = `default`). See `preset`.
+pub const ALLOCSHIM_PRESET: &str = "ALLOCSHIM_PRESET";
+
 /// Read by jemalloc's backend in the library when jemalloc is chosen: jemalloc's own
 /// options, as a standalone jemalloc reads them. (`_RJEM_MALLOC_CONF` and
 /// `MIMALLOC_*` are read by the allocators themselves, not by our code.)
 pub const MALLOC_CONF: &str = "MALLOC_CONF";
+
+/// Read by the library when jemalloc is chosen, to tell which options the user set
+/// (`ALLOCSHIM_PRESET` gives way to them): the prefixed jemalloc's own variable.
+pub const RJEM_MALLOC_CONF: &str = "_RJEM_MALLOC_CONF";
+
+/// Read by the library under `system` with a preset: glibc's own arena limit, which
+/// wins over the preset's.
+pub const MALLOC_ARENA_MAX: &str = "MALLOC_ARENA_MAX";
+
+/// Read by the library under `system` with a preset: glibc's tunables
+/// (`glibc.malloc.*`), which win over the preset's.
+pub const GLIBC_TUNABLES: &str = "GLIBC_TUNABLES";
+
+/// Prefix of mimalloc's own option variables (`MIMALLOC_PURGE_DELAY`, ...), which the
+/// library checks so that each one the user set wins over the preset's.
+pub const MIMALLOC_OPTION_PREFIX: &str = "MIMALLOC_";
 
 /// Read by the command: the path of liballocshim.so, when it is not next to the
 /// command or in `../lib` from it.

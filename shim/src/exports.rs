@@ -258,6 +258,20 @@ pub extern "C" fn allocshim_reason() -> *const c_char {
     }
 }
 
+/// The preset in force (`ALLOCSHIM_PRESET`): "default" or "low-memory".
+#[no_mangle]
+pub extern "C" fn allocshim_preset() -> *const c_char {
+    crate::preset::preset().name().as_ptr()
+}
+
+/// The active backend's options that a preset may set, their effective values (read
+/// back from the backend where it can tell) and where each came from, e.g.
+/// "narenas=2 (preset low-memory), dirty_decay_ms=5000 (MALLOC_CONF), ...".
+#[no_mangle]
+pub extern "C" fn allocshim_options() -> *const c_char {
+    crate::preset::options_c()
+}
+
 /// The active backend's own figures: bytes allocated and resident, as it counts them
 /// (mimalloc: neither; snmalloc: current usage, resident unknown; system:
 /// glibc's mallinfo2). A figure the backend cannot give is written as SIZE_MAX.

@@ -15,6 +15,7 @@ use crate::rebind;
 use crate::env::{self, Env};
 use crate::report::{self, Line};
 use crate::{select, vars};
+use allocshim_select::preset::{self, Preset};
 
 const UNINIT: u8 = 0;
 const SELECTING: u8 = 1;
@@ -87,17 +88,19 @@ fn ensure(envp: Option<*const *const c_char>) -> Ready {
 unsafe fn select_and_start(env: &Env) {
     let ours = interposed();
     INTERPOSED.store(ours, Relaxed);
-    let (mut backend, mut reason) = if !env::secure_mode() && !ours {
+    // A process whose malloc is not ours gets no preset either: glibc there is the
+    // program's own business.
+    let (mut backend, mut reason, preset) = if !env::secure_mode() && !ours {
         let mut l = Line::new();
         l.str("malloc in this process is not liballocshim's (loaded with dlopen, or the program brings its own malloc); passing through to glibc");
         report::warn(&l);
-        (Backend::System, l)
+        (Backend::System, l, Preset::Default)
     } else {
         let choice = select::decide(env, &mut |w| w.print());
-        (choice.backend, choice.reason)
+        (choice.backend, choice.reason, preset::read(env, &mut |w| w.print()))
     };
 
-    if let Err(refusal) = backend.start(env) {
+    if let Err(refusal) = backend.start(env, preset) {
         let mut l = Line::new();
         l.bytes(backend.name().to_bytes()).str(" refused: ").str(refusal.why);
         if refusal.limit != 0 {
@@ -107,7 +110,9 @@ unsafe fn select_and_start(env: &Env) {
         report::warn(&l);
         reason.str("; ").bytes(l.as_bytes());
         backend = Backend::System;
+        let _ = backend.start(env, preset); // system never refuses
     }
+    crate::preset::record(backend, env, preset);
 
     CHOSEN.store(backend as u8, Relaxed);
     REASON = reason;
@@ -116,6 +121,9 @@ unsafe fn select_and_start(env: &Env) {
     // `flag` reads nothing in secure mode.
     if select::flag(env, vars::ALLOCSHIM_VERBOSE, &mut |w| w.print()) {
         report::verbose_choice(backend, reason.as_bytes());
+        if env.get(vars::ALLOCSHIM_PRESET).is_some_and(|v| !v.trim_ascii().is_empty()) {
+            report::verbose_options(preset, crate::preset::options_now());
+        }
     }
     if select::flag(env, vars::ALLOCSHIM_STATS, &mut |w| w.print()) {
         EXIT_STATS.store(1, Relaxed);

@@ -2,6 +2,8 @@
 //! All of it is assembled in fixed stack buffers and written with raw `write(2)`.
 pub use allocshim_select::line::{warn, Line};
 
+use allocshim_select::preset::Preset;
+
 use crate::backend::{Backend, BackendExt};
 
 /// `ALLOCSHIM_VERBOSE=1`: which backend, its version, and why.
@@ -9,6 +11,14 @@ pub fn verbose_choice(backend: Backend, reason: &[u8]) {
     let mut l = Line::new();
     l.str("backend ").bytes(backend.name().to_bytes()).str(" ").bytes(backend.version().to_bytes());
     l.str(" (").bytes(reason).str(")");
+    warn(&l);
+}
+
+/// `ALLOCSHIM_VERBOSE=1` with `ALLOCSHIM_PRESET` set: the preset and the backend's
+/// effective options, each with where it came from.
+pub fn verbose_options(preset: Preset, options: &[u8]) {
+    let mut l = Line::new();
+    l.str("preset ").bytes(preset.name().to_bytes()).str(": ").bytes(options);
     warn(&l);
 }
 

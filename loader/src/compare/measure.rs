@@ -25,6 +25,24 @@ pub struct Variant {
     pub preload: Option<PathBuf>,
     /// For liballocshim variants: the backend to force.
     pub backend: Option<String>,
+    /// Variables set for this variant only (`--preset`, `--env-variant`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
+}
+
+impl Variant {
+    /// Sets up `cmd`'s environment for this variant: what is preloaded, the backend,
+    /// the variant's own variables.
+    pub fn apply(&self, cmd: &mut Command) {
+        match &self.preload {
+            Some(lib) => cmd.env(LD_PRELOAD, lib),
+            None => cmd.env_remove(LD_PRELOAD),
+        };
+        if let Some(b) = &self.backend {
+            cmd.env(ALLOCSHIM_BACKEND, b).env(ALLOCSHIM_VERBOSE, "1").env_remove(ALLOCSHIM_STATS);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -37,6 +55,10 @@ pub struct Sample {
     /// Figures the command measured itself (see `METRIC`), by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, f64>,
+    /// Server mode: the server tree's RSS over time, as (seconds since the load
+    /// started, bytes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rss_series: Vec<(f64, u64)>,
 }
 
 /// A command may report its own figures, e.g. time per operation excluding its
@@ -91,25 +113,39 @@ pub struct Plan<'a> {
 /// Runs the plan: rounds of every variant in turn (A B C A B C ...), so slow drift
 /// of the machine spreads over all variants instead of biasing one.
 pub fn run(plan: &Plan) -> Result<Vec<Outcome>> {
-    let rounds = plan.warmup + plan.runs;
-    let total = u64::from(rounds) * plan.variants.len() as u64;
+    let tmp = |what: &str| std::env::temp_dir().join(format!("allocshim-compare-{}.{what}", std::process::id()));
+    let (stdout_file, stderr_file) = (tmp("stdout"), tmp("stderr"));
+    let outcomes = rounds(plan.variants, plan.runs, plan.warmup, |v, units| once(v, plan, &stdout_file, &stderr_file, units));
+    let _ = std::fs::remove_file(&stdout_file);
+    let _ = std::fs::remove_file(&stderr_file);
+    outcomes
+}
+
+/// `warmup + runs` rounds of `once` over every variant, interleaved, with a progress
+/// bar; the warm-up rounds' samples are dropped, their failures kept.
+pub fn rounds(
+    variants: &[Variant],
+    runs: u32,
+    warmup: u32,
+    mut once: impl FnMut(&Variant, &mut BTreeMap<String, String>) -> Result<Once>,
+) -> Result<Vec<Outcome>> {
+    let rounds = warmup + runs;
+    let total = u64::from(rounds) * variants.len() as u64;
     // indicatif draws nothing when stderr is not a terminal.
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("[{bar:30}] {pos}/{len} runs, {eta} left, now: {msg}")
             .expect("static template")
             .progress_chars("=> "),
     );
-    let mut outcomes: Vec<Outcome> = plan.variants.iter().map(|_| Outcome::default()).collect();
-    let tmp = |what: &str| std::env::temp_dir().join(format!("allocshim-compare-{}.{what}", std::process::id()));
-    let (stdout_file, stderr_file) = (tmp("stdout"), tmp("stderr"));
+    let mut outcomes: Vec<Outcome> = variants.iter().map(|_| Outcome::default()).collect();
     for round in 0..rounds {
-        for (v, out) in plan.variants.iter().zip(&mut outcomes) {
-            bar.set_message(format!("{} ({})", v.label, if round < plan.warmup { "warm-up" } else { "measured" }));
-            let (result, served_by) = once(v, plan, &stdout_file, &stderr_file, &mut out.metric_units)?;
+        for (v, out) in variants.iter().zip(&mut outcomes) {
+            bar.set_message(format!("{} ({})", v.label, if round < warmup { "warm-up" } else { "measured" }));
+            let (result, served_by) = once(v, &mut out.metric_units)?;
             if out.served_by.is_none() {
                 out.served_by = served_by;
             }
-            if round >= plan.warmup {
+            if round >= warmup {
                 match result {
                     Ok(s) => out.samples.push(s),
                     Err(f) => out.failures.push(f),
@@ -121,24 +157,17 @@ pub fn run(plan: &Plan) -> Result<Vec<Outcome>> {
         }
     }
     bar.finish_and_clear();
-    let _ = std::fs::remove_file(&stdout_file);
-    let _ = std::fs::remove_file(&stderr_file);
     Ok(outcomes)
 }
 
-type Once = (std::result::Result<Sample, Failure>, Option<String>);
+/// One run's sample or failure, and the backend the library said it served.
+pub type Once = (std::result::Result<Sample, Failure>, Option<String>);
 
 fn once(v: &Variant, plan: &Plan, stdout_path: &Path, stderr_path: &Path, units: &mut BTreeMap<String, String>) -> Result<Once> {
     let mut cmd = Command::new(&plan.cmd[0]);
     let stdout = File::create(stdout_path).with_context(|| format!("cannot create {}", stdout_path.display()))?;
     cmd.args(&plan.cmd[1..]).stdin(Stdio::null()).stdout(stdout);
-    match &v.preload {
-        Some(lib) => cmd.env(LD_PRELOAD, lib),
-        None => cmd.env_remove(LD_PRELOAD),
-    };
-    if let Some(b) = &v.backend {
-        cmd.env(ALLOCSHIM_BACKEND, b).env(ALLOCSHIM_VERBOSE, "1").env_remove(ALLOCSHIM_STATS);
-    }
+    v.apply(&mut cmd);
     let stderr = File::create(stderr_path).with_context(|| format!("cannot create {}", stderr_path.display()))?;
     cmd.stderr(stderr);
 
@@ -175,14 +204,12 @@ fn once(v: &Variant, plan: &Plan, stdout_path: &Path, stderr_path: &Path, units:
 
     let mut text = String::new();
     File::open(stderr_path)?.take(1 << 20).read_to_string(&mut text).ok();
-    let served_by = text.lines().find_map(|l| l.strip_prefix("allocshim: backend ")).and_then(|r| r.split_whitespace().next()).map(String::from);
+    let served_by = served_by(&text);
 
     let status = std::process::ExitStatus::from_raw(status);
     if timed_out || !status.success() {
         let why = if timed_out { format!("timed out after {} s", timeout.as_secs()) } else { describe(status) };
-        let tail: Vec<&str> = text.lines().filter(|l| !l.starts_with("allocshim: backend ")).collect();
-        let tail = tail[tail.len().saturating_sub(3)..].join(" | ");
-        return Ok((Err(Failure { status: why, stderr_tail: tail }), served_by));
+        return Ok((Err(Failure { status: why, stderr_tail: stderr_tail(&text) }), served_by));
     }
     let mut out = String::new();
     File::open(stdout_path)?.take(1 << 20).read_to_string(&mut out).ok();
@@ -195,9 +222,21 @@ fn once(v: &Variant, plan: &Plan, stdout_path: &Path, stderr_path: &Path, units:
             sys_s: secs(ru.ru_stime),
             peak_rss: peak_rss(ru.ru_maxrss.max(0) as u64 * 1024, top_hwm, floor),
             metrics,
+            rss_series: Vec::new(),
         }),
         served_by,
     ))
+}
+
+/// The backend the library reported serving (its ALLOCSHIM_VERBOSE line), if any.
+pub fn served_by(stderr: &str) -> Option<String> {
+    stderr.lines().find_map(|l| l.strip_prefix("allocshim: backend ")).and_then(|r| r.split_whitespace().next()).map(String::from)
+}
+
+/// The last three lines of a failed run's stderr, without the library's verbose lines.
+pub fn stderr_tail(stderr: &str) -> String {
+    let tail: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("allocshim: backend ") && !l.starts_with("allocshim: preset ")).collect();
+    tail[tail.len().saturating_sub(3)..].join(" | ")
 }
 
 /// Waits for the child, letting it run through its ptrace stops (passing on any signal
@@ -252,7 +291,7 @@ fn vm_hwm(path: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn describe(status: std::process::ExitStatus) -> String {
+pub fn describe(status: std::process::ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(c), _) => format!("exit status {c}"),
         (_, Some(s)) => {

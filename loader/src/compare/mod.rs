@@ -1,7 +1,8 @@
 //! `allocshim compare`: the same command under each backend (and any extra variants),
 //! interleaved, with medians, ranges and ratios, as a table, JSON and an SVG chart.
-//! `scripts/bench` drives this same engine.
+//! `scripts/bench` drives this same engine; `--load` turns it to servers (`server`).
 pub mod measure;
+pub mod server;
 pub mod summarize;
 pub mod summary;
 pub mod svg;
@@ -12,6 +13,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+
+use allocshim_select::preset::{Preset, ALL_PRESETS};
+use allocshim_select::vars::ALLOCSHIM_PRESET;
 
 use crate::{elf, launch, locate, probe};
 use measure::Variant;
@@ -26,6 +30,30 @@ pub struct Args {
     /// LABEL= preloads nothing. Repeatable.
     #[arg(long = "variant", value_name = "LABEL=LIBRARY")]
     variants: Vec<String>,
+    /// For each liballocshim backend variant, also BACKEND+PRESET with ALLOCSHIM_PRESET=PRESET
+    /// (comma-separated presets, e.g. low-memory).
+    #[arg(long = "preset", value_delimiter = ',', value_name = "LIST")]
+    presets: Vec<String>,
+    /// A variant that is another variant plus environment variables:
+    /// LABEL=BASE:VAR=VALUE[ VAR=VALUE...], e.g. 'arena2=none:MALLOC_ARENA_MAX=2'
+    /// (BASE is another variant's label). Repeatable.
+    #[arg(long = "env-variant", value_name = "LABEL=BASE:VAR=VALUE")]
+    env_variants: Vec<String>,
+    /// Server mode: CMD is a server that listens on 127.0.0.1:$PORT; per variant and
+    /// round it is started, this load command runs against it (`sh -c`, with the same
+    /// PORT; `wrk` output and `allocshim-metric` lines are read), its RSS is sampled,
+    /// and it is stopped (SIGTERM, then SIGKILL).
+    #[arg(long, value_name = "COMMAND")]
+    load: Option<String>,
+    /// Server mode: seconds the server may take to accept connections.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    start_timeout: f64,
+    /// Server mode: seconds between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    grace: f64,
+    /// Server mode: seconds between RSS samples.
+    #[arg(long, default_value_t = 0.5, value_name = "SECONDS")]
+    interval: f64,
     /// Measured runs per variant.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
@@ -35,13 +63,14 @@ pub struct Args {
     /// The variant the ratios are relative to (default: system, else the first).
     #[arg(long, value_name = "LABEL")]
     baseline: Option<String>,
-    /// A run taking longer than this many seconds is killed and counted as failed.
+    /// A run (server mode: a load command) taking longer than this many seconds is
+    /// killed and counted as failed.
     #[arg(long, default_value_t = 600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
     /// Also write every sample and summary as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Also write a chart (time and peak RSS per variant) as SVG.
+    /// Also write a chart as SVG: time and peak RSS per variant (server mode: RSS over time).
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
     #[arg(required = true, last = true, value_name = "CMD")]
@@ -58,17 +87,39 @@ pub fn main(a: Args) -> Result<ExitCode> {
         Some(b) => bail!("--baseline {b} is not one of the variants: {}", labels(&variants)),
         None => variants.iter().find(|v| v.label == "system").unwrap_or(&variants[0]).label.clone(),
     };
-    let plan = measure::Plan { variants: &variants, cmd: &a.cmd, runs: a.runs, warmup: a.warmup, timeout: Duration::from_secs(a.timeout) };
-    let outcomes = measure::run(&plan)?;
+    let outcomes = match &a.load {
+        None => measure::run(&measure::Plan { variants: &variants, cmd: &a.cmd, runs: a.runs, warmup: a.warmup, timeout: Duration::from_secs(a.timeout) })?,
+        Some(load) => {
+            let secs = |name: &str, v: f64| match Duration::try_from_secs_f64(v) {
+                Ok(d) if v > 0.0 => Ok(d),
+                _ => Err(anyhow::anyhow!("--{name} {v}: expected a number of seconds above 0")),
+            };
+            server::run(&server::Plan {
+                variants: &variants,
+                cmd: &a.cmd,
+                load,
+                runs: a.runs,
+                warmup: a.warmup,
+                start_timeout: secs("start-timeout", a.start_timeout)?,
+                load_timeout: Duration::from_secs(a.timeout),
+                grace: secs("grace", a.grace)?,
+                interval: secs("interval", a.interval)?,
+            })?
+        }
+    };
     let command = a.cmd.iter().map(|c| c.to_string_lossy().into_owned()).collect();
-    let c = Comparison::new(command, a.runs, a.warmup, &baseline, variants.into_iter().zip(outcomes).collect());
+    let mut c = Comparison::new(command, a.runs, a.warmup, &baseline, variants.into_iter().zip(outcomes).collect());
+    if a.load.is_some() {
+        server::finish(&mut c, a.load.clone());
+    }
 
     print!("{}", c.table());
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_string_pretty(&c)?).with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &a.svg {
-        std::fs::write(p, svg::render(&c)).with_context(|| format!("cannot write {}", p.display()))?;
+        let chart = if c.load.is_some() { svg::rss_over_time(&c) } else { svg::render(&c) };
+        std::fs::write(p, chart).with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(if c.any_failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
@@ -93,6 +144,7 @@ fn variants(a: &Args) -> Result<Vec<Variant>> {
                 allocator: format!("{name} {version} (liballocshim)"),
                 preload: Some(lib.clone()),
                 backend: Some(name),
+                env: Vec::new(),
             });
         }
     }
@@ -110,7 +162,47 @@ fn variants(a: &Args) -> Result<Vec<Variant>> {
             let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             (Some(p), format!("{name} (preloaded directly)"))
         };
-        out.push(Variant { label: label.to_string(), allocator, preload, backend: None });
+        out.push(Variant { label: label.to_string(), allocator, preload, backend: None, env: Vec::new() });
+    }
+    for p in &a.presets {
+        let Some(preset) = Preset::from_name(p.as_bytes()) else {
+            let known: Vec<String> = ALL_PRESETS.iter().map(|p| p.name().to_string_lossy().into_owned()).collect();
+            bail!("--preset {p}: unknown preset; expected one of {}", known.join(", "));
+        };
+        let name = preset.name().to_string_lossy().into_owned();
+        let backends: Vec<Variant> = out.iter().filter(|v| v.backend.is_some() && v.env.is_empty()).cloned().collect();
+        for v in backends {
+            out.push(Variant {
+                label: format!("{}+{name}", v.label),
+                allocator: format!("{}, preset {name}", v.allocator),
+                env: vec![(ALLOCSHIM_PRESET.to_string(), name.clone())],
+                ..v
+            });
+        }
+    }
+    for spec in &a.env_variants {
+        let parsed = spec.split_once('=').and_then(|(label, rest)| Some((label, rest.split_once(':')?)));
+        let Some((label, (base, vars))) = parsed else {
+            bail!("--env-variant {spec}: expected LABEL=BASE:VAR=VALUE[ VAR=VALUE...], e.g. arena2=none:MALLOC_ARENA_MAX=2");
+        };
+        if label.is_empty() {
+            bail!("--env-variant {spec}: the label is empty");
+        }
+        let Some(base) = out.iter().find(|v| v.label == base).cloned() else {
+            bail!("--env-variant {spec}: there is no variant labelled {base} (there are: {})", labels(&out));
+        };
+        let mut env = base.env.clone();
+        for assignment in vars.split_whitespace() {
+            match assignment.split_once('=') {
+                Some((k, v)) if !k.is_empty() => env.push((k.to_string(), v.to_string())),
+                _ => bail!("--env-variant {spec}: {assignment} is not VAR=VALUE"),
+            }
+        }
+        if env.len() == base.env.len() {
+            bail!("--env-variant {spec}: no VAR=VALUE after {}:", base.label);
+        }
+        let extra: Vec<String> = env[base.env.len()..].iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push(Variant { label: label.to_string(), allocator: format!("{}, {}", base.allocator, extra.join(" ")), env, ..base });
     }
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = out.iter().find(|v| !seen.insert(v.label.clone())) {

@@ -19,11 +19,12 @@ pub struct Args {
     /// did, instead of the wall time of the whole process.
     #[arg(long, value_name = "NAME")]
     time_metric: Option<String>,
-    /// Also write a chart of the ratios as SVG.
+    /// Also write a chart of the ratios as SVG (with --table: redraw the one result's
+    /// own chart, as `compare --svg` drew it).
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
     /// Print each result's own table (as `compare` printed it) instead of ratios.
-    #[arg(long, conflicts_with_all = ["pairs", "svg"])]
+    #[arg(long, conflicts_with_all = ["pairs"])]
     table: bool,
     /// Results of `allocshim compare --json`, each as FILE or NAME=FILE.
     #[arg(required = true, value_name = "RESULT")]
@@ -52,6 +53,12 @@ pub fn main(a: Args) -> Result<ExitCode> {
     if a.table {
         for w in &workloads {
             print!("{}", w.comparison.table());
+        }
+        if let Some(p) = &a.svg {
+            let [w] = &workloads[..] else { bail!("--table --svg redraws one result's chart; give one result") };
+            let c = &w.comparison;
+            let chart = if c.load.is_some() { super::svg::rss_over_time(c) } else { super::svg::render(c) };
+            std::fs::write(p, chart).with_context(|| format!("cannot write {}", p.display()))?;
         }
         return Ok(ExitCode::SUCCESS);
     }

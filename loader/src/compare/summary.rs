@@ -76,6 +76,9 @@ pub struct Row {
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Comparison {
     pub command: Vec<String>,
+    /// Server mode: the load command run against the server (`--load`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<String>,
     pub runs: u32,
     pub warmup: u32,
     pub baseline: String,
@@ -122,7 +125,7 @@ impl Comparison {
                 }
             }
         }
-        Comparison { command, runs, warmup, baseline: baseline.to_string(), metric_units, rows }
+        Comparison { command, load: None, runs, warmup, baseline: baseline.to_string(), metric_units, rows }
     }
 
     /// "5 measured runs per variant after 1 warm-up run, interleaved"

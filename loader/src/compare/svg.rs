@@ -149,6 +149,84 @@ pub fn ratio_chart(title: &str, pairs: &[String], rows: &[(&str, Vec<Option<f64>
     s
 }
 
+/// Server mode: the server's RSS over the load, one colour per variant, one line per
+/// run; the legend gives each variant's median RSS over the last half and its ratio.
+pub fn rss_over_time(c: &Comparison) -> String {
+    const H: f64 = 320.0;
+    const LEFT: f64 = 70.0;
+    const W: f64 = 560.0;
+    const WIDE: u32 = 1040; // room for the legend
+    let top = 76.0;
+    let legend_x = LEFT + W + 30.0;
+    // Past the palette, colours come back dashed.
+    let dash = |i: usize| if i >= PALETTE.len() { r#" stroke-dasharray="6 3""# } else { "" };
+    let height = (top + H + 50.0).max(top + 20.0 * c.rows.len() as f64 + 20.0).ceil() as u32;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let runs = || c.rows.iter().enumerate().flat_map(|(i, r)| r.outcome.samples.iter().map(move |s| (i, &s.rss_series)));
+    let t_max = runs().flat_map(|(_, s)| s.iter().map(|p| p.0)).fold(0.0, f64::max);
+    let r_max = runs().flat_map(|(_, s)| s.iter().map(|p| mib(p.1))).fold(0.0, f64::max);
+    // The last sample comes just after the load's end: a few percent past a round
+    // number must not add a whole empty tick.
+    let (t_step, r_step) = (nice(t_max / 6.0), nice(r_max / 4.0));
+    let (t_top, r_top) = ((t_max * 0.97 / t_step).ceil().max(1.0) * t_step, (r_max * 1.05 / r_step).ceil().max(1.0) * r_step);
+    let x = |t: f64| LEFT + t.min(t_top) / t_top * W;
+    let y = |m: f64| top + H - m / r_top * H;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDE}" height="{height}" viewBox="0 0 {WIDE} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
+    let title: String = c.command.join(" ").chars().take(90).collect();
+    let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">allocshim compare (server): {}</text>"#, esc(&title));
+    let _ = writeln!(
+        s,
+        r##"<text x="10" y="40" fill="#555">RSS of the server's process group during the load; {}.</text>"##,
+        c.plan_text()
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="{legend_x}" y="{:.1}" fill="#555">median RSS over the last half, × {}</text>"##,
+        top - 12.0,
+        esc(&c.baseline)
+    );
+    for k in 0..=(r_top / r_step).round() as u32 {
+        let m = r_step * f64::from(k);
+        let _ = writeln!(s, r##"<line x1="{LEFT}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#ddd"/>"##, y(m), LEFT + W);
+        let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">{m:.prec$}</text>"##, LEFT - 6.0, y(m) + 4.0, prec = decimals(r_step));
+    }
+    let mut t = 0.0;
+    while t <= t_top + t_step / 2.0 {
+        let _ = writeln!(s, r##"<line x1="{0:.1}" y1="{top}" x2="{0:.1}" y2="{1:.1}" stroke="#eee"/>"##, x(t), top + H);
+        let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{t:.prec$}</text>"##, x(t), top + H + 16.0, prec = decimals(t_step));
+        t += t_step;
+    }
+    let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">seconds into the load</text>"##, LEFT + W / 2.0, top + H + 34.0);
+    let _ = writeln!(s, r##"<text x="14" y="{:.1}" fill="#555" transform="rotate(-90 14 {0:.1})" text-anchor="middle">RSS (MiB)</text>"##, top + H / 2.0);
+    for (i, series) in runs() {
+        if series.is_empty() {
+            continue;
+        }
+        let points: Vec<String> = series.iter().map(|p| format!("{:.1},{:.1}", x(p.0), y(mib(p.1)))).collect();
+        let _ = writeln!(s, r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5"{}/>"#, points.join(" "), PALETTE[i % PALETTE.len()], dash(i));
+    }
+    for (i, r) in c.rows.iter().enumerate() {
+        let ly = top + 20.0 * i as f64;
+        let _ = writeln!(s, r#"<line x1="{legend_x}" y1="{:.1}" x2="{:.1}" y2="{0:.1}" stroke="{}" stroke-width="3"{}/>"#, ly + 6.0, legend_x + 14.0, PALETTE[i % PALETTE.len()], dash(i));
+        let what = match (&r.figures, r.metric_ratios.get(super::server::RSS_LAST_HALF)) {
+            (Some(f), ratio) => {
+                let m = f.metrics.get(super::server::RSS_LAST_HALF).map(|m| value(m.median)).unwrap_or_default();
+                let q = ratio.map(|q| format!(" ×{:.2}{}", q.value, if q.beyond_noise { "*" } else { "" })).unwrap_or_default();
+                format!("{}: {m} MiB{q}", r.variant.label)
+            }
+            (None, _) => format!("{}: failed", r.variant.label),
+        };
+        let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, legend_x + 18.0, ly + 10.0, esc(&what));
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 /// The smallest of 1, 2, 2.5, 5 × 10^k at or above `v`: a tick step that makes every
 /// tick a round number.
 fn nice(v: f64) -> f64 {

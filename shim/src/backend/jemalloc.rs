@@ -11,6 +11,7 @@ use tikv_jemalloc_sys as je;
 
 use super::{Ops, Refusal, Usage};
 use crate::env::Env;
+use allocshim_select::preset::Preset;
 
 extern "C" {
     // Defined in glue.c (overriding jemalloc's weak definition).
@@ -34,10 +35,11 @@ unsafe extern "C" fn usable_size(p: *mut c_void) -> usize {
     je::malloc_usable_size(p)
 }
 
-pub unsafe fn start(env: &Env) -> Result<(), Refusal> {
-    if let Some(conf) = env.get_c(b"MALLOC_CONF") {
+pub unsafe fn start(env: &Env, preset: Preset) -> Result<(), Refusal> {
+    // MALLOC_CONF, after the preset's options when there is one (crate::preset).
+    if let Some(conf) = crate::preset::jemalloc_conf(env, preset) {
         // jemalloc reads it during the init just below, while the environment block
-        // it points into is certainly unchanged.
+        // (or the preset's buffer) it points into is certainly unchanged.
         _rjem_malloc_conf = conf;
     }
     je::nallocx(1, 0); // runs malloc_init()

@@ -10,6 +10,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use libmimalloc_sys as mi;
 
 use super::{Ops, Refusal, Usage};
+use allocshim_select::preset::Preset;
 
 extern "C" {
     // What mimalloc's own constructor/destructor call (src/init.c).
@@ -55,7 +56,9 @@ unsafe extern "C" fn on_error(code: c_int, _arg: *mut c_void) {
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 
-pub unsafe fn start() -> Result<(), Refusal> {
+pub unsafe fn start(preset: Preset) -> Result<(), Refusal> {
+    // Before the init, which reads MIMALLOC_* over these defaults.
+    crate::preset::mimalloc_defaults(preset);
     _mi_auto_process_init();
     // mimalloc counts NUMA nodes lazily, in the first allocation that needs an arena,
     // and its last failing access(2) probe left ENOENT in the errno of that successful

@@ -11,6 +11,7 @@ pub mod snmalloc;
 pub mod system;
 
 pub use allocshim_select::{Backend, ALL};
+use allocshim_select::preset::Preset;
 
 /// Entry points the exported C ABI dispatches to. The callers in `exports` have
 /// already handled NULL, size 0, overflow and alignment rules, so each backend only
@@ -35,9 +36,9 @@ pub trait BackendExt {
     /// The version of the allocator compiled into this library.
     fn version(self) -> &'static CStr;
     fn ops(self) -> &'static Ops;
-    /// Runs in the selecting thread before the choice is published. Returns a reason
-    /// to refuse the backend (it then falls back to `system`).
-    unsafe fn start(self, env: &crate::env::Env) -> Result<(), Refusal>;
+    /// Runs in the selecting thread before the choice is published, applying `preset`.
+    /// Returns a reason to refuse the backend (it then falls back to `system`).
+    unsafe fn start(self, env: &crate::env::Env, preset: Preset) -> Result<(), Refusal>;
     /// Runs once at process exit (from the library's destructor), for the chosen backend only.
     unsafe fn at_exit(self);
     /// `malloc_trim`: give free memory back to the OS; true if the backend could.
@@ -65,12 +66,12 @@ impl BackendExt for Backend {
             Backend::System => &system::OPS,
         }
     }
-    unsafe fn start(self, env: &crate::env::Env) -> Result<(), Refusal> {
+    unsafe fn start(self, env: &crate::env::Env, preset: Preset) -> Result<(), Refusal> {
         match self {
-            Backend::Jemalloc => jemalloc::start(env),
-            Backend::Mimalloc => mimalloc::start(),
-            Backend::Snmalloc => snmalloc::start(),
-            Backend::System => Ok(()),
+            Backend::Jemalloc => jemalloc::start(env, preset),
+            Backend::Mimalloc => mimalloc::start(preset),
+            Backend::Snmalloc => snmalloc::start(), // no run-time options: nothing to preset
+            Backend::System => system::start(env, preset),
         }
     }
     unsafe fn at_exit(self) {

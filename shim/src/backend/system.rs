@@ -25,6 +25,13 @@ pub static OPS: Ops = Ops {
     usable_size,
 };
 
+/// glibc needs no start; a preset's options are set now, at load time, before the
+/// program starts any thread (crate::preset).
+pub unsafe fn start(env: &crate::env::Env, preset: allocshim_select::preset::Preset) -> Result<(), super::Refusal> {
+    crate::preset::glibc_apply(env, preset);
+    Ok(())
+}
+
 pub fn version() -> &'static CStr {
     unsafe { CStr::from_ptr(gnu_get_libc_version()) }
 }

@@ -1,0 +1,324 @@
+//! `ALLOCSHIM_PRESET=low-memory`: the options it sets in each backend, how the user's
+//! own options keep winning one by one, and the report of the effective options
+//! (read back from the backend where it can tell) with where each came from.
+//!
+//! The values and the measurements behind them: docs/servers.md.
+//!
+//! Everything here runs in the selecting thread, before the choice is published
+//! (init.rs), and allocates nothing.
+use core::cell::UnsafeCell;
+use core::ffi::{c_char, c_int, c_long};
+
+use allocshim_select::preset::Preset;
+use allocshim_select::vars;
+
+use crate::backend::Backend;
+use crate::env::Env;
+use crate::report::Line;
+
+/// jemalloc, in `MALLOC_CONF` syntax, with the type `mallctl("opt.NAME")` reads back.
+/// narenas:2 caps arenas as MALLOC_ARENA_MAX=2 does for glibc; dirty pages go back
+/// to the OS after 1 s instead of 10 s, and the background thread does that purging
+/// even while the server is idle (otherwise decay only advances on allocation).
+const JEMALLOC: &[(&str, &str, Kind)] = &[
+    ("narenas", "2", Kind::Unsigned),
+    ("dirty_decay_ms", "1000", Kind::Ssize),
+    ("muzzy_decay_ms", "0", Kind::Ssize),
+    ("background_thread", "true", Kind::Bool),
+];
+
+/// mimalloc: (option name as `MIMALLOC_<NAME>` spells it, its legacy name, index in
+/// `mi_option_t` (the same in 2.x and 3.x for these), low-memory value).
+const MIMALLOC: &[(&str, Option<&str>, c_int, c_long)] = &[
+    ("purge_delay", Some("reset_delay"), 15, 0),
+    ("arena_purge_mult", None, 24, 1),
+];
+
+/// glibc: (`mallopt` parameter, name, the environment variable and the tunable a user
+/// sets it with, low-memory value).
+const GLIBC: &[(c_int, &str, &str, &str, c_int)] = &[(M_ARENA_MAX, "arena_max", vars::MALLOC_ARENA_MAX, "glibc.malloc.arena_max", 2)];
+
+const M_ARENA_MAX: c_int = -8; // <malloc.h>
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Unsigned,
+    Ssize,
+    Bool,
+}
+
+/// A value written only by the selecting thread while the choice is being made, and
+/// read only after it has been published: `init` stores READY with Release after the
+/// write and every reader has loaded READY with Acquire first.
+pub struct SelectionCell<T>(UnsafeCell<T>);
+
+// SAFETY: see the type's documentation: one writer, strictly before all readers, with
+// the release/acquire pair of init's STATE between them.
+unsafe impl<T: Send> Sync for SelectionCell<T> {}
+
+impl<T> SelectionCell<T> {
+    pub const fn new(v: T) -> Self {
+        SelectionCell(UnsafeCell::new(v))
+    }
+    /// # Safety
+    /// Only from the selecting thread, before the choice is published.
+    pub unsafe fn get_mut(&self) -> &mut T {
+        &mut *self.0.get()
+    }
+    /// # Safety
+    /// Only once the choice is published (after `init::chosen()`).
+    pub unsafe fn get(&self) -> &T {
+        &*self.0.get()
+    }
+}
+
+static PRESET: SelectionCell<Preset> = SelectionCell::new(Preset::Default);
+static OPTIONS: SelectionCell<Line> = SelectionCell::new(Line::new());
+/// The same, NUL-terminated, for the query API.
+static OPTIONS_C: SelectionCell<[u8; 512]> = SelectionCell::new([0; 512]);
+/// "PRESET,MALLOC_CONF\0" for jemalloc: later pairs override earlier ones.
+static JEMALLOC_CONF: SelectionCell<[u8; 1024]> = SelectionCell::new([0; 1024]);
+
+/// The preset in force and the effective options, as `init` recorded them.
+pub fn preset() -> Preset {
+    crate::init::chosen();
+    // SAFETY: the choice is published (just above).
+    unsafe { *PRESET.get() }
+}
+
+pub fn options_c() -> *const c_char {
+    crate::init::chosen();
+    // SAFETY: the choice is published (just above).
+    unsafe { OPTIONS_C.get().as_ptr().cast() }
+}
+
+/// The options as just recorded, for the verbose line.
+///
+/// # Safety
+/// Only from the selecting thread, after `record`.
+pub unsafe fn options_now() -> &'static [u8] {
+    OPTIONS.get().as_bytes()
+}
+
+/// Records the preset and the effective options of the started backend.
+///
+/// # Safety
+/// Only from the selecting thread, after `backend` started, before the choice is published.
+pub unsafe fn record(backend: Backend, env: &Env, preset: Preset) {
+    *PRESET.get_mut() = preset;
+    let out = OPTIONS.get_mut();
+    *out = Line::new();
+    match backend {
+        Backend::Jemalloc => describe_jemalloc(env, preset, out),
+        Backend::Mimalloc => describe_mimalloc(env, preset, out),
+        Backend::Snmalloc => {
+            out.str("none (snmalloc has no run-time options)");
+        }
+        Backend::System => describe_glibc(env, preset, out),
+    }
+    let text = OPTIONS_C.get_mut();
+    let n = out.as_bytes().len().min(text.len() - 1);
+    text[..n].copy_from_slice(&out.as_bytes()[..n]);
+    text[n] = 0;
+}
+
+fn source(out: &mut Line, user: Option<&[u8]>, preset: Preset) {
+    out.str(" (");
+    match user {
+        Some(var) => out.bytes(var),
+        None if preset != Preset::Default => out.str("preset ").bytes(preset.name().to_bytes()),
+        None => out.str("default"),
+    };
+    out.str(")");
+}
+
+fn sep(out: &mut Line) {
+    if !out.is_empty() {
+        out.str(", ");
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// jemalloc
+
+/// What jemalloc's `_rjem_malloc_conf` should point at: the user's `MALLOC_CONF` as
+/// it is without a preset; with one, the preset's options followed by the user's, so
+/// that the user's win option by option. (`_RJEM_MALLOC_CONF` is read later still.)
+///
+/// # Safety
+/// Only from the selecting thread, before the choice is published.
+pub unsafe fn jemalloc_conf(env: &Env, preset: Preset) -> Option<*const c_char> {
+    let user = env.get(vars::MALLOC_CONF);
+    if preset == Preset::Default {
+        return env.get_c(vars::MALLOC_CONF);
+    }
+    let buf = JEMALLOC_CONF.get_mut();
+    let mut n = 0;
+    let mut put = |s: &[u8]| {
+        let fits = n + s.len() < buf.len(); // keeps room for the final NUL
+        if fits {
+            buf[n..n + s.len()].copy_from_slice(s);
+            n += s.len();
+        }
+        fits
+    };
+    let mut ok = true;
+    for (i, (name, value, _)) in JEMALLOC.iter().enumerate() {
+        ok &= put(if i == 0 { b"" } else { b"," }) && put(name.as_bytes()) && put(b":") && put(value.as_bytes());
+    }
+    if let Some(u) = user {
+        ok &= put(b",") && put(u);
+    }
+    if !ok {
+        let mut l = Line::new();
+        l.str("MALLOC_CONF is too long to combine with ALLOCSHIM_PRESET; jemalloc uses MALLOC_CONF alone");
+        crate::report::warn(&l);
+        return env.get_c(vars::MALLOC_CONF);
+    }
+    buf[n] = 0;
+    Some(buf.as_ptr().cast())
+}
+
+/// The last variable among jemalloc's configuration strings that sets `name`.
+fn jemalloc_user(env: &Env, name: &str) -> Option<&'static [u8]> {
+    let sets = |conf: &[u8]| conf.split(|&b| b == b',').any(|pair| pair.split(|&b| b == b':').next() == Some(name.as_bytes()));
+    [vars::RJEM_MALLOC_CONF, vars::MALLOC_CONF].into_iter().find(|var| env.get(var).is_some_and(sets)).map(str::as_bytes)
+}
+
+unsafe fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
+    use tikv_jemalloc_sys::mallctl;
+    let mut name = [0u8; 64];
+    for (opt, _, kind) in JEMALLOC {
+        let key = b"opt.";
+        name[..key.len()].copy_from_slice(key);
+        name[key.len()..key.len() + opt.len()].copy_from_slice(opt.as_bytes());
+        name[key.len() + opt.len()] = 0;
+        let mut v = [0u8; 8];
+        let mut len = match kind {
+            Kind::Unsigned => 4,
+            Kind::Ssize => 8,
+            Kind::Bool => 1,
+        };
+        let rc = mallctl(name.as_ptr().cast(), v.as_mut_ptr().cast(), &mut len, core::ptr::null_mut(), 0);
+        sep(out);
+        out.str(opt).str("=");
+        if rc != 0 {
+            out.str("?");
+        } else {
+            match kind {
+                Kind::Unsigned => out.num(u32::from_ne_bytes([v[0], v[1], v[2], v[3]]) as u64),
+                Kind::Ssize => signed(out, i64::from_ne_bytes(v)),
+                Kind::Bool => out.str(if v[0] != 0 { "true" } else { "false" }),
+            };
+        }
+        source(out, jemalloc_user(env, opt), preset);
+    }
+}
+
+fn signed(out: &mut Line, v: i64) -> &mut Line {
+    if v < 0 {
+        out.str("-");
+    }
+    out.num(v.unsigned_abs())
+}
+
+// ---------------------------------------------------------------------------------
+// mimalloc
+
+/// `MIMALLOC_<NAME>` (upper case) for an option name, in `buf`.
+fn mimalloc_var<'a>(buf: &'a mut [u8; 64], name: &str) -> &'a [u8] {
+    let prefix = vars::MIMALLOC_OPTION_PREFIX.as_bytes();
+    buf[..prefix.len()].copy_from_slice(prefix);
+    for (i, c) in name.bytes().enumerate() {
+        buf[prefix.len() + i] = c.to_ascii_uppercase();
+    }
+    &buf[..prefix.len() + name.len()]
+}
+
+/// The variable that sets mimalloc option `name` (or its legacy name), if any: those
+/// win over the preset because mimalloc reads them after `mi_option_set_default`.
+fn mimalloc_user(env: &Env, name: &str, legacy: Option<&str>) -> Option<Line> {
+    for n in core::iter::once(name).chain(legacy) {
+        let mut buf = [0u8; 64];
+        let var = mimalloc_var(&mut buf, n);
+        if env.get(var).is_some() {
+            let mut l = Line::new();
+            l.bytes(var);
+            return Some(l);
+        }
+    }
+    None
+}
+
+/// Sets the preset's values as mimalloc's defaults. Must run before mimalloc's process
+/// init, which reads `MIMALLOC_*` and so lets every variable the user set win.
+///
+/// # Safety
+/// Before mimalloc is initialised, from the selecting thread.
+pub unsafe fn mimalloc_defaults(preset: Preset) {
+    if preset == Preset::LowMemory {
+        for &(_, _, index, value) in MIMALLOC {
+            libmimalloc_sys::mi_option_set_default(index, value);
+        }
+    }
+}
+
+unsafe fn describe_mimalloc(env: &Env, preset: Preset, out: &mut Line) {
+    for &(name, legacy, index, _) in MIMALLOC {
+        sep(out);
+        out.str(name).str("=");
+        signed(out, libmimalloc_sys::mi_option_get(index) as i64);
+        source(out, mimalloc_user(env, name, legacy).as_ref().map(Line::as_bytes), preset);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// glibc
+
+extern "C" {
+    // glibc's; the shim does not define mallopt, so this binds to glibc.
+    fn mallopt(param: c_int, value: c_int) -> c_int;
+}
+
+/// What the user set for a glibc option: its environment variable, or the tunable in
+/// `GLIBC_TUNABLES`. glibc applies those itself; the preset must not override them.
+fn glibc_user(env: &Env, var: &'static str, tunable: &str) -> Option<&'static str> {
+    if env.get(var.as_bytes()).is_some() {
+        return Some(var);
+    }
+    let tunables = env.get(vars::GLIBC_TUNABLES)?;
+    let set = tunables.split(|&b| b == b':').any(|t| t.split(|&b| b == b'=').next() == Some(tunable.as_bytes()));
+    set.then_some(vars::GLIBC_TUNABLES)
+}
+
+/// Applies the preset to glibc's malloc with `mallopt`, at load time (before the
+/// program starts threads), skipping every option the user set.
+///
+/// # Safety
+/// From the selecting thread.
+pub unsafe fn glibc_apply(env: &Env, preset: Preset) {
+    if preset != Preset::LowMemory {
+        return;
+    }
+    for &(param, _, var, tunable, value) in GLIBC {
+        if glibc_user(env, var, tunable).is_none() {
+            mallopt(param, value);
+        }
+    }
+}
+
+fn describe_glibc(env: &Env, preset: Preset, out: &mut Line) {
+    // glibc has no getter for these: the report says what was set, and by whom.
+    for &(_, name, var, tunable, value) in GLIBC {
+        sep(out);
+        out.str(name).str("=");
+        let user = glibc_user(env, var, tunable);
+        match user {
+            Some(v) if v == var => out.bytes(env.get(v.as_bytes()).unwrap_or(b"?")),
+            Some(_) => out.str("as tuned"),
+            None if preset == Preset::LowMemory => out.num(value as u64),
+            None => out.str("8-per-core"), // glibc's default on 64-bit
+        };
+        source(out, user.map(str::as_bytes), preset);
+    }
+}
