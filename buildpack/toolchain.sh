@@ -10,6 +10,14 @@
 # file:// or a directory, with <triple>/rustup-init and rustup-init.sha256 inside).
 readonly TOOLCHAIN_RUSTUP_VERSION=1.29.0
 readonly TOOLCHAIN_RUSTUP_URL="https://static.rust-lang.org/rustup/archive/$TOOLCHAIN_RUSTUP_VERSION"
+# Its SHA-256 per target, pinned: as published beside it there (read 2026-11-30; the
+# x86_64 one is also that of the rustup 1.29.0 the development machines run). A
+# download from ALLOCSHIM_RUSTUP_URL, which may serve another build, is checked against
+# the checksum published beside it in that mirror instead.
+declare -rA TOOLCHAIN_RUSTUP_SHA256=(
+    [x86_64-unknown-linux-gnu]=4acc9acc76d5079515b46346a485974457b5a79893cfb01112423c89aeb5aa10
+    [aarch64-unknown-linux-gnu]=9732d6c5e2a098d3521fca8145d826ae0aaa067ef2385ead08e6feac88fa5792
+)
 
 # The version rust-toolchain.toml pins, e.g. 1.95.0.
 toolchain::pin() {
@@ -60,10 +68,11 @@ toolchain::ensure() {
     output::info "toolchain: Rust $pin installed into the build cache in $(output::elapsed "$start")"
 }
 
-# Downloads rustup-init for this architecture into directory $1 and verifies it
-# against the SHA-256 published beside it; a mismatch removes it and ends the build.
+# Downloads rustup-init for this architecture into directory $1 and verifies it: against
+# the pinned SHA-256 for the default location, else against the one published beside it.
+# A mismatch removes it and ends the build.
 toolchain::fetch_rustup_init() {
-    local dir="$1" triple base url expected got
+    local dir="$1" triple base url expected got how
     case "$arch" in
         x86_64 | aarch64) triple="$arch-unknown-linux-gnu" ;;
         *) output::error "no rustup-init for architecture $arch (supported: x86_64, aarch64)" ;;
@@ -73,14 +82,20 @@ toolchain::fetch_rustup_init() {
     url="$base/$triple/rustup-init"
     output::info "downloading $url"
     toolchain::download "$url" "$dir/rustup-init"
-    toolchain::download "$url.sha256" "$dir/rustup-init.sha256"
-    expected="$(cut -d' ' -f1 <"$dir/rustup-init.sha256")"
+    if [[ "$base" == "$TOOLCHAIN_RUSTUP_URL" && -n "${TOOLCHAIN_RUSTUP_SHA256[$triple]:-}" ]]; then
+        expected="${TOOLCHAIN_RUSTUP_SHA256[$triple]}"
+        how="the SHA-256 pinned in buildpack/toolchain.sh"
+    else
+        toolchain::download "$url.sha256" "$dir/rustup-init.sha256"
+        expected="$(cut -d' ' -f1 <"$dir/rustup-init.sha256")"
+        how="the SHA-256 published beside it ($url.sha256)"
+    fi
     got="$(sha256sum "$dir/rustup-init" | cut -d' ' -f1)"
     if [[ ! "$expected" =~ ^[0-9a-f]{64}$ || "$got" != "$expected" ]]; then
         rm -rf "$dir"
-        output::error "rustup-init checksum mismatch: $url.sha256 says '$expected', the download is $got; nothing was installed"
+        output::error "rustup-init checksum mismatch: expected '$expected' ($how), the download is $got; nothing was installed"
     fi
-    output::info "rustup-init verified: sha256 $got, as published beside it ($url.sha256)"
+    output::info "rustup-init verified: sha256 $got, $how"
     chmod 0755 "$dir/rustup-init"
 }
 

@@ -462,7 +462,7 @@ fn a_fresh_app_builds_from_source_and_the_cache_makes_rebuilds_free() {
     let stdout = succeeded(&compile_with_path(&app, &path_without_rust()), "rustup build");
     assert!(stdout.starts_with(&format!("-----> allocshim: building from source (ALLOCSHIM_BUILD=source: {HOST} mimalloc 2.3.2 ")), "{stdout}");
     assert!(stdout.contains(&format!("installing Rust {rust} (minimal profile) with rustup-init")), "{stdout}");
-    assert!(stdout.contains("rustup-init verified: sha256 ") && stdout.contains("as published beside it"), "{stdout}");
+    assert!(stdout.contains("rustup-init verified: sha256 ") && stdout.contains("the SHA-256 published beside it ("), "{stdout}");
     let args = text(&std::fs::read(app.cache.join("allocshim/cargo/standin-args")).unwrap());
     for a in ["-y", "--no-modify-path", "--profile minimal", &format!("--default-toolchain {rust}")] {
         assert!(args.contains(a), "rustup-init was run with '{}', without {a}", args.trim());

@@ -13,7 +13,8 @@ fn choose(vars: &[(&str, &str)]) -> (String, String, String) {
 }
 
 /// (environment, expected backend, expected warning text or "" for none)
-const CASES: &[(&[(&str, &str)], &str, &str)] = &[
+type Case = (&'static [(&'static str, &'static str)], &'static str, &'static str);
+const CASES: &[Case] = &[
     (&[], "system", ""),
     (&[("ALLOCSHIM_BACKEND", "jemalloc")], "jemalloc", ""),
     (&[("ALLOCSHIM_BACKEND", "  SnMalloc \t")], "snmalloc", ""),

@@ -10,6 +10,12 @@ pub struct Line {
     len: usize,
 }
 
+impl Default for Line {
+    fn default() -> Line {
+        Line::new()
+    }
+}
+
 impl Line {
     pub const fn new() -> Line {
         Line { buf: [0; CAP], len: 0 }

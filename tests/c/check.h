@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <dlfcn.h>
+#include <unistd.h>
 
 static int failures __attribute__((unused));
 #define CHECK(cond, ...)                                                       \
@@ -21,4 +22,15 @@ __attribute__((unused)) static const char *active_backend(void) {
     const char *(*name)(int) = (const char *(*)(int))dlsym(RTLD_DEFAULT, "allocshim_backend_name");
     if (!active || !name) return "none";
     return name(active());
+}
+
+/* This process's address-space size (VmSize), for tests that set RLIMIT_AS above it. */
+__attribute__((unused)) static size_t vm_size(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    size_t pages = 0;
+    if (f) {
+        if (fscanf(f, "%zu", &pages) != 1) pages = 0;
+        fclose(f);
+    }
+    return pages * (size_t)sysconf(_SC_PAGESIZE);
 }

@@ -213,15 +213,6 @@ static void new_thread_and_child(void) {
     waitpid(pid, NULL, 0);
 }
 
-static size_t vm_size(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    size_t pages = 0;
-    if (f) {
-        if (fscanf(f, "%zu", &pages) != 1) pages = 0;
-        fclose(f);
-    }
-    return pages * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 /* Real failures: 1 TiB is a plain size for every check, bigger than any reservation
  * a backend holds, and RLIMIT_AS leaves 64 MiB, so the backend's mmap fails. */

@@ -5,15 +5,6 @@
 #include <sys/resource.h>
 #include "check.h"
 
-static size_t vm_size(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    size_t pages = 0;
-    if (f) {
-        if (fscanf(f, "%zu", &pages) != 1) pages = 0;
-        fclose(f);
-    }
-    return pages * 4096;
-}
 
 int main(void) {
     free(malloc(1)); /* the backend is up before the limit is set */

@@ -71,18 +71,18 @@ fn layouts() {
             // always with the layout they currently have, each exactly once.
             unsafe {
                 let p = alloc(l);
-                check(!p.is_null() && p as usize % align == 0, "aligned alloc");
+                check(!p.is_null() && (p as usize).is_multiple_of(align), "aligned alloc");
                 std::ptr::write_bytes(p, 0xAA, size);
                 dealloc(p, l);
                 let z = alloc_zeroed(l);
-                check(!z.is_null() && z as usize % align == 0, "aligned alloc_zeroed");
+                check(!z.is_null() && (z as usize).is_multiple_of(align), "aligned alloc_zeroed");
                 check(probes(size).all(|i| *z.add(i) == 0), "alloc_zeroed is zero on recycled memory");
                 probes(size).for_each(|i| *z.add(i) = i as u8);
                 let mut p = z;
                 let mut cur = size;
                 for new in [size * 2 + 5, size * 9, size / 2 + 1, 1] {
                     p = realloc(p, Layout::from_size_align(cur, align).unwrap(), new);
-                    check(!p.is_null() && p as usize % align == 0, "realloc keeps alignment");
+                    check(!p.is_null() && (p as usize).is_multiple_of(align), "realloc keeps alignment");
                     let kept = cur.min(new);
                     // The head and the stride below `kept` were all written before.
                     check((0..kept.min(64)).chain((0..kept).step_by(4093)).all(|i| *p.add(i) == i as u8), "realloc keeps contents");
@@ -97,7 +97,7 @@ fn layouts() {
     let v: Vec<()> = Vec::with_capacity(1000);
     check(v.capacity() == usize::MAX, "Vec<()> has no allocation");
     let b = Box::new([0u64; 0]);
-    check(b.as_ptr() as usize % 8 == 0, "Box<[u64; 0]> is aligned");
+    check((b.as_ptr() as usize).is_multiple_of(8), "Box<[u64; 0]> is aligned");
 }
 
 /// Which backend's own counters move when 64 MiB is allocated and touched: the

@@ -14,14 +14,7 @@ const ROW: f64 = 30.0;
 
 pub fn render(c: &Comparison) -> String {
     let height = (TOP + ROW * c.rows.len() as f64 + 50.0).ceil() as u32;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
-    let title: String = c.command.join(" ").chars().take(100).collect();
-    let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">allocshim compare: {}</text>"#, esc(&title));
+    let mut s = header(WIDTH, height, "allocshim compare", &c.command, 100);
     let _ = writeln!(
         s,
         r##"<text x="10" y="40" fill="#555">{}. Bar: median; line: min–max; ×: ratio to {} (* beyond run-to-run noise).</text>"##,
@@ -29,7 +22,9 @@ pub fn render(c: &Comparison) -> String {
         esc(&c.baseline)
     );
     type Pick = fn(&super::summary::Figures) -> Spread;
-    let panels: [(&str, Pick, f64, &str); 2] = [
+    /// (title, which figure, scale to the unit shown, unit)
+    type Panel = (&'static str, Pick, f64, &'static str);
+    let panels: [Panel; 2] = [
         ("wall time (s)", |f| f.wall_s, 1.0, "s"),
         ("peak RSS (MiB)", |f| f.peak_rss, 1.0 / (1024.0 * 1024.0), "MiB"),
     ];
@@ -171,14 +166,7 @@ pub fn rss_over_time(c: &Comparison) -> String {
     let (t_top, r_top) = ((t_max * 0.97 / t_step).ceil().max(1.0) * t_step, (r_max * 1.05 / r_step).ceil().max(1.0) * r_step);
     let x = |t: f64| LEFT + t.min(t_top) / t_top * W;
     let y = |m: f64| top + H - m / r_top * H;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDE}" height="{height}" viewBox="0 0 {WIDE} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
-    let title: String = c.command.join(" ").chars().take(90).collect();
-    let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">allocshim compare (server): {}</text>"#, esc(&title));
+    let mut s = header(WIDE, height, "allocshim compare (server)", &c.command, 90);
     let _ = writeln!(
         s,
         r##"<text x="10" y="40" fill="#555">RSS of the server's process group during the load; {}.</text>"##,
@@ -229,8 +217,23 @@ pub fn rss_over_time(c: &Comparison) -> String {
 
 /// The smallest of 1, 2, 2.5, 5 × 10^k at or above `v`: a tick step that makes every
 /// tick a round number.
+/// The SVG root of a `width` × `height` chart on white, titled with `what` and the
+/// command (cut to `keep` characters).
+fn header(width: u32, height: u32, what: &str, command: &[String], keep: usize) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
+    let title: String = command.join(" ").chars().take(keep).collect();
+    let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">{what}: {}</text>"#, esc(&title));
+    s
+}
+
 fn nice(v: f64) -> f64 {
-    if !(v > 0.0) || !v.is_finite() {
+    // NaN and infinities too: only a finite positive value has a scale.
+    if v.is_nan() || v <= 0.0 || !v.is_finite() {
         return 1.0;
     }
     let p = 10f64.powf(v.log10().floor());
