@@ -1,7 +1,7 @@
 //! `allocshim compare --load`: a small Python server (tests/py/server.py) that
 //! allocates per request, loaded by tests/py/load.py; every variant started, loaded,
 //! sampled and stopped; failures reported per variant; no process left behind.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use allocshim_tests::*;
 use serde_json::Value;
@@ -29,7 +29,7 @@ fn processes_with(word: &str) -> Vec<String> {
     found
 }
 
-fn compare(args: &[&str], server: &[&str], json: &PathBuf) -> Output {
+fn compare(args: &[&str], server: &[&str], json: &Path) -> Output {
     let mut all: Vec<String> = vec!["compare".into(), "--runs".into(), "1".into(), "--warmup".into(), "0".into(), "--json".into(), json.display().to_string()];
     all.extend(args.iter().map(|s| s.to_string()));
     all.push("--".into());
@@ -38,7 +38,7 @@ fn compare(args: &[&str], server: &[&str], json: &PathBuf) -> Output {
     run(cli(), &all).no_preload().env("ALLOCSHIM_LIB", lib()).timeout(300).output()
 }
 
-fn rows(json: &PathBuf) -> Vec<Value> {
+fn rows(json: &Path) -> Vec<Value> {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     v["rows"].as_array().unwrap().clone()
 }
