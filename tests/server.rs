@@ -38,7 +38,7 @@ fn compare(args: &[&str], server: &[&str], json: &Path) -> Output {
     run(cli(), &all).no_preload().env("ALLOCSHIM_LIB", lib()).timeout(300).output()
 }
 
-fn rows(json: &PathBuf) -> Vec<Value> {
+fn rows(json: &Path) -> Vec<Value> {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     v["rows"].as_array().unwrap().clone()
 }

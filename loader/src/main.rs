@@ -60,7 +60,8 @@ enum Command {
         #[arg(last = true, value_name = "CMD")]
         cmd: Vec<OsString>,
     },
-    /// Run CMD under each backend, interleaved, and compare time and peak RSS.
+    /// Run CMD under each backend, interleaved, and compare time and peak RSS; with
+    /// --load, CMD is a server: RSS over time under that load, throughput, latency.
     Compare(compare::Args),
     /// Several `compare --json` results side by side: ratios between pairs of variants.
     Summarize(compare::summarize::Args),

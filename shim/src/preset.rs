@@ -61,9 +61,10 @@ impl<T> SelectionCell<T> {
         SelectionCell(UnsafeCell::new(v))
     }
     /// # Safety
-    /// Only from the selecting thread, before the choice is published.
-    pub unsafe fn get_mut(&self) -> &mut T {
-        &mut *self.0.get()
+    /// Only from the selecting thread, before the choice is published, and while no
+    /// reference from `get` is alive.
+    pub unsafe fn set(&self, v: T) {
+        *self.0.get() = v;
     }
     /// # Safety
     /// Only once the choice is published (after `init::chosen()`).
@@ -105,21 +106,21 @@ pub unsafe fn options_now() -> &'static [u8] {
 /// # Safety
 /// Only from the selecting thread, after `backend` started, before the choice is published.
 pub unsafe fn record(backend: Backend, env: &Env, preset: Preset) {
-    *PRESET.get_mut() = preset;
-    let out = OPTIONS.get_mut();
-    *out = Line::new();
+    let mut out = Line::new();
     match backend {
-        Backend::Jemalloc => describe_jemalloc(env, preset, out),
-        Backend::Mimalloc => describe_mimalloc(env, preset, out),
+        Backend::Jemalloc => describe_jemalloc(env, preset, &mut out),
+        Backend::Mimalloc => describe_mimalloc(env, preset, &mut out),
         Backend::Snmalloc => {
             out.str("none (snmalloc has no run-time options)");
         }
-        Backend::System => describe_glibc(env, preset, out),
+        Backend::System => describe_glibc(env, preset, &mut out),
     }
-    let text = OPTIONS_C.get_mut();
+    let mut text = [0u8; 512];
     let n = out.as_bytes().len().min(text.len() - 1);
     text[..n].copy_from_slice(&out.as_bytes()[..n]);
-    text[n] = 0;
+    PRESET.set(preset);
+    OPTIONS.set(out);
+    OPTIONS_C.set(text);
 }
 
 fn source(out: &mut Line, user: Option<&[u8]>, preset: Preset) {
@@ -152,7 +153,7 @@ pub unsafe fn jemalloc_conf(env: &Env, preset: Preset) -> Option<*const c_char> 
     if preset == Preset::Default {
         return env.get_c(vars::MALLOC_CONF);
     }
-    let buf = JEMALLOC_CONF.get_mut();
+    let mut buf = [0u8; 1024];
     let mut n = 0;
     let mut put = |s: &[u8]| {
         let fits = n + s.len() < buf.len(); // keeps room for the final NUL
@@ -176,7 +177,8 @@ pub unsafe fn jemalloc_conf(env: &Env, preset: Preset) -> Option<*const c_char> 
         return env.get_c(vars::MALLOC_CONF);
     }
     buf[n] = 0;
-    Some(buf.as_ptr().cast())
+    JEMALLOC_CONF.set(buf);
+    Some(JEMALLOC_CONF.get().as_ptr().cast())
 }
 
 /// The last variable among jemalloc's configuration strings that sets `name`.
@@ -185,6 +187,8 @@ fn jemalloc_user(env: &Env, name: &str) -> Option<&'static [u8]> {
     [vars::RJEM_MALLOC_CONF, vars::MALLOC_CONF].into_iter().find(|var| env.get(var).is_some_and(sets)).map(str::as_bytes)
 }
 
+/// # Safety
+/// jemalloc chosen and initialised (its `start` ran).
 unsafe fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
     use tikv_jemalloc_sys::mallctl;
     let mut name = [0u8; 64];
@@ -263,6 +267,8 @@ pub unsafe fn mimalloc_defaults(preset: Preset) {
     }
 }
 
+/// # Safety
+/// mimalloc chosen and initialised (its `start` ran).
 unsafe fn describe_mimalloc(env: &Env, preset: Preset, out: &mut Line) {
     for &(name, legacy, index, _) in MIMALLOC {
         sep(out);

@@ -27,6 +27,9 @@ pub static OPS: Ops = Ops {
 
 /// glibc needs no start; a preset's options are set now, at load time, before the
 /// program starts any thread (crate::preset).
+///
+/// # Safety
+/// From the selecting thread, before the choice is published.
 pub unsafe fn start(env: &crate::env::Env, preset: allocshim_select::preset::Preset) -> Result<(), super::Refusal> {
     crate::preset::glibc_apply(env, preset);
     Ok(())
