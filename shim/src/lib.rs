@@ -26,5 +26,6 @@ use allocshim_select::{env, rules as select, vars};
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     // Never format a message here: formatting may allocate, and we are the allocator.
+    // SAFETY: abort has no preconditions and does not return.
     unsafe { libc::abort() }
 }
