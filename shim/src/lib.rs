@@ -16,6 +16,7 @@ mod backend;
 mod bootstrap;
 mod exports;
 mod init;
+mod once;
 mod preset;
 mod rebind;
 mod report;
