@@ -178,7 +178,7 @@ unsafe fn aligned(align: usize, size: usize) -> *mut c_void {
 /// gets EINVAL.
 #[no_mangle]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
-    if !align.is_power_of_two() || align % MIN_ALIGN != 0 {
+    if !align.is_power_of_two() || !align.is_multiple_of(MIN_ALIGN) {
         return libc::EINVAL; // *out untouched
     }
     // The result is the return value, but like glibc's, a failure also leaves errno at

@@ -27,6 +27,8 @@ impl<T> SelectionCell<T> {
     /// # Safety
     /// Only from the selecting thread, before the choice is published, and no other
     /// reference from `get`/`get_mut` alive while the one returned is used.
+    // A `&mut` from `&self` is the point of the type; the contract above keeps it unique.
+    #[allow(clippy::mut_from_ref)]
     pub unsafe fn get_mut(&self) -> &mut T {
         // SAFETY: only the selecting thread writes, and nobody else reads before the
         // choice is published (our caller's contract), so this reference is unique.
