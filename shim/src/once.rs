@@ -27,8 +27,7 @@ impl<T> SelectionCell<T> {
     /// # Safety
     /// Only from the selecting thread, before the choice is published, and no other
     /// reference from `get`/`get_mut` alive while the one returned is used.
-    // A `&mut` from `&self` is the point of the type; the contract above keeps it unique.
-    #[allow(clippy::mut_from_ref)]
+    #[allow(clippy::mut_from_ref)] // the point of the type; the contract keeps it unique
     pub unsafe fn get_mut(&self) -> &mut T {
         // SAFETY: only the selecting thread writes, and nobody else reads before the
         // choice is published (our caller's contract), so this reference is unique.
@@ -39,8 +38,10 @@ impl<T> SelectionCell<T> {
     /// Only once the choice is published (after `init::chosen()`), or from the
     /// selecting thread when no reference from `get_mut` is in use.
     pub unsafe fn get(&self) -> &T {
-        // SAFETY: every write happened before the Release store of READY that our
-        // caller has observed (our caller's contract), and none follows it.
+        // SAFETY: no write races this read and no `&mut` is in use (our caller's
+        // contract): after publication every write happened before the Release store
+        // of READY the caller observed, and none follows; in the selecting thread,
+        // program order does the same.
         unsafe { &*self.0.get() }
     }
 }
