@@ -5,6 +5,9 @@
 //! `probe`). Where the command needs the rules in-process (`enabled`, `preload
 //! --if-enabled`, the typed warnings `doctor` explains), it runs the library's own
 //! code, the shared `allocshim-select` crate, never a copy of it.
+// Unsafe operations inside an `unsafe fn` need their own `unsafe {}` block and
+// `SAFETY:` comment, as everywhere else.
+#![deny(unsafe_op_in_unsafe_fn)]
 mod compare;
 mod doctor;
 mod elf;

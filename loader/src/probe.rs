@@ -7,9 +7,6 @@
 //! already-loaded library with libloading, reads its query API and prints JSON. The
 //! choice, the reason and any warnings are therefore the library's own, exactly what a
 //! real program started with that environment would get.
-// Until the crate root says it for the whole command: unsafe operations inside an
-// `unsafe fn` need their own `unsafe {}` block and `SAFETY:` comment here too.
-#![deny(unsafe_op_in_unsafe_fn)]
 use std::ffi::{c_char, c_int, CStr, OsString};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};

@@ -9,6 +9,11 @@
 //! Not exported, on purpose (see README, "Exported functions"): the `__libc_*`
 //! aliases (callers use them to reach glibc itself), `mallinfo`/`mallinfo2`/`mallopt`/
 //! `malloc_info` (glibc's answers about its own, nearly empty heap are harmless).
+//!
+//! The `# Safety` sections state each function's C contract as glibc's manual does;
+//! a C caller that breaks it gets undefined behaviour, as it would from glibc.
+// Until the crate root says it for the whole library.
+#![deny(unsafe_op_in_unsafe_fn)]
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr::null_mut;
 
@@ -21,8 +26,11 @@ const MIN_ALIGN: usize = core::mem::size_of::<usize>();
 /// Larger objects cannot exist (pointer differences would overflow).
 const MAX_SIZE: usize = isize::MAX as usize;
 
+/// Sets this thread's errno.
 #[inline(always)]
-fn set_errno(e: c_int) {
+pub(crate) fn set_errno(e: c_int) {
+    // SAFETY: __errno_location returns this thread's errno, valid to write for as long
+    // as the thread lives.
     unsafe { *libc::__errno_location() = e }
 }
 
@@ -38,7 +46,10 @@ fn einval() -> *mut c_void {
     null_mut()
 }
 
+/// The page size: a power of two.
 fn page_size() -> usize {
+    // SAFETY: getauxval only reads the auxiliary vector the kernel passed; it has no
+    // preconditions (and returns 0 for a missing entry, hence the floor).
     unsafe { libc::getauxval(libc::AT_PAGESZ) as usize }.max(4096)
 }
 
@@ -51,164 +62,245 @@ fn page_size() -> usize {
 // scripts/bench, more than everything else the shim adds; standalone allocators do
 // not do it either, and backends only set errno when a system call fails.
 
+/// # Safety
+/// None: any size. The result is NULL (errno ENOMEM) or a block of at least `size`
+/// bytes, aligned for any type, that only this allocator's functions may release.
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    (ops().malloc)(size)
+    // SAFETY: every table's malloc takes any size (the backends return NULL with
+    // ENOMEM for what they cannot serve: tests/c/api.c, "huge").
+    unsafe { (ops().malloc)(size) }
 }
 
+/// # Safety
+/// `p` is NULL or a pointer returned by this allocator (malloc, calloc, realloc, the
+/// aligned functions) and not yet freed; it must not be used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
     if bootstrap::contains(p) {
         return bootstrap::release();
     }
-    (ops().free)(p)
+    // SAFETY: `p` is not from the arena (just checked), and NULL or a live block of
+    // the backend in force (our caller's contract; before the choice, `boot_free`
+    // hands it to its owner). Every backend's free accepts NULL (tests/c/api.c).
+    unsafe { (ops().free)(p) }
 }
 
+/// # Safety
+/// None: any count and size (a product that overflows or exceeds PTRDIFF_MAX gets
+/// NULL and ENOMEM). A block from calloc is released like one from malloc.
 #[no_mangle]
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     match n.checked_mul(size) {
         Some(total) if total <= MAX_SIZE => {}
         _ => return enomem(),
     }
-    (ops().calloc)(n, size)
+    // SAFETY: `n * size` does not overflow (just checked), as `Ops::calloc` requires.
+    unsafe { (ops().calloc)(n, size) }
 }
 
+/// # Safety
+/// `p` is NULL or a pointer returned by this allocator and not yet freed. On success
+/// (and for `size` 0) `p` is freed and must not be used afterwards; on failure (NULL,
+/// errno ENOMEM) it stays valid and unchanged.
 #[no_mangle]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if p.is_null() {
-        return malloc(size);
+        // SAFETY: malloc has no preconditions.
+        return unsafe { malloc(size) };
     }
     if size == 0 {
         // glibc frees and returns NULL (some backends return a minimal block instead).
-        free(p);
+        // SAFETY: `p` is a live block of this allocator (our caller's contract).
+        unsafe { free(p) };
         return null_mut();
     }
     if size > MAX_SIZE {
         return enomem();
     }
     if bootstrap::contains(p) {
-        let q = malloc(size);
+        // SAFETY: malloc has no preconditions.
+        let q = unsafe { malloc(size) };
         if !q.is_null() {
             bootstrap::release();
-            core::ptr::copy_nonoverlapping(p.cast::<u8>(), q.cast::<u8>(), bootstrap::usable_size(p).min(size));
+            // SAFETY: `p` is a live arena block (our caller's contract), so `alloc`
+            // returned it, with `usable_size(p)` bytes; arena blocks are never reused,
+            // so it stays readable after `release`. `q` is a new block of at least
+            // `size` bytes from the backend, hence no overlap.
+            unsafe { core::ptr::copy_nonoverlapping(p.cast::<u8>(), q.cast::<u8>(), bootstrap::usable_size(p).min(size)) };
         }
         return q;
     }
-    let q = (ops().realloc)(p, size);
+    // SAFETY: `p` is non-NULL, not from the arena and a live block of the backend in
+    // force (our caller's contract); 0 < size <= PTRDIFF_MAX: what `Ops::realloc` needs.
+    let q = unsafe { (ops().realloc)(p, size) };
     if q.is_null() {
         return enomem();
     }
     q
 }
 
+/// # Safety
+/// As for [`realloc`]; an overflowing `n * size` gets NULL and ENOMEM, `p` untouched.
 #[no_mangle]
 pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
     match n.checked_mul(size) {
-        Some(total) => realloc(p, total),
+        // SAFETY: our caller's contract is realloc's.
+        Some(total) => unsafe { realloc(p, total) },
         None => enomem(),
     }
 }
 
-/// The shared aligned path: `align` is a power of two.
+/// The shared aligned path.
+///
+/// # Safety
+/// `align` is a power of two.
 unsafe fn aligned(align: usize, size: usize) -> *mut c_void {
     if align <= MIN_ALIGN {
-        return malloc(size);
+        // SAFETY: malloc has no preconditions, and its blocks are aligned to MIN_ALIGN.
+        return unsafe { malloc(size) };
     }
     if size > MAX_SIZE || align > MAX_SIZE / 2 + 1 {
         return enomem();
     }
-    let p = (ops().memalign)(align, size);
+    // SAFETY: `align` is a power of two (our caller's contract) above MIN_ALIGN (just
+    // checked), as `Ops::memalign` requires.
+    let p = unsafe { (ops().memalign)(align, size) };
     if p.is_null() {
         return enomem();
     }
     p
 }
 
+/// # Safety
+/// `out` is valid for writing one pointer (written only on success). Any alignment
+/// and size: an alignment that is not a power of two multiple of `sizeof(void *)`
+/// gets EINVAL.
 #[no_mangle]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
-    if !align.is_power_of_two() || align % MIN_ALIGN != 0 {
+    if !align.is_power_of_two() || !align.is_multiple_of(MIN_ALIGN) {
         return libc::EINVAL; // *out untouched
     }
     // The result is the return value, but like glibc's, a failure also leaves errno at
     // ENOMEM (set by `aligned` or the backend), and programs check it (glibc's own
     // tst-malloc-thread-fail does); tests/c/errno.c compares every entry point with glibc.
-    let p = aligned(align, size);
+    // SAFETY: `align` is a power of two (just checked).
+    let p = unsafe { aligned(align, size) };
     if p.is_null() {
         return libc::ENOMEM;
     }
-    *out = p;
+    // SAFETY: `out` is valid for writing a pointer (our caller's contract).
+    unsafe { *out = p };
     0
 }
 
+/// # Safety
+/// None: any alignment and size (an alignment that is not a power of two gets EINVAL).
 #[no_mangle]
 pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
     // glibc >= 2.38: EINVAL unless the alignment is a power of two.
     if !align.is_power_of_two() {
         return einval();
     }
-    aligned(align, size)
+    // SAFETY: `align` is a power of two (just checked).
+    unsafe { aligned(align, size) }
 }
 
+/// # Safety
+/// None: any alignment and size (an alignment above PTRDIFF_MAX / 2 + 1 gets EINVAL).
 #[no_mangle]
 pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
     // glibc: alignments that are no power of two are rounded up to one.
     if align > MAX_SIZE / 2 + 1 {
         return einval();
     }
-    aligned(align.max(1).next_power_of_two(), size)
+    // SAFETY: a power of two: `next_power_of_two` of at most 2^62 (just checked)
+    // does not overflow.
+    unsafe { aligned(align.max(1).next_power_of_two(), size) }
 }
 
+/// # Safety
+/// None: any size.
 #[no_mangle]
 pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
-    aligned(page_size(), size)
+    // SAFETY: the page size is a power of two.
+    unsafe { aligned(page_size(), size) }
 }
 
+/// # Safety
+/// None: any size.
 #[no_mangle]
 pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
     let page = page_size();
     match size.max(1).checked_add(page - 1) {
-        Some(s) => aligned(page, s & !(page - 1)),
+        // SAFETY: the page size is a power of two.
+        Some(s) => unsafe { aligned(page, s & !(page - 1)) },
         None => enomem(),
     }
 }
 
+/// # Safety
+/// `p` is NULL or a pointer returned by this allocator and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     if p.is_null() {
         return 0;
     }
     if bootstrap::contains(p) {
-        return bootstrap::usable_size(p);
+        // SAFETY: `p` is a live arena block (our caller's contract), so `alloc`
+        // returned it.
+        return unsafe { bootstrap::usable_size(p) };
     }
-    (ops().usable_size)(p)
+    // SAFETY: `p` is non-NULL, not from the arena and a live block of the backend in
+    // force (our caller's contract), as `Ops::usable_size` requires.
+    unsafe { (ops().usable_size)(p) }
 }
 
 /// Old name of free, still called by very old programs.
+///
+/// # Safety
+/// As for [`free`].
 #[no_mangle]
 pub unsafe extern "C" fn cfree(p: *mut c_void) {
-    free(p)
+    // SAFETY: our caller's contract is free's.
+    unsafe { free(p) }
 }
 
 /// C23; glibc 2.43 adds it. The size is a hint a caller may get wrong, so it is not
 /// passed on to backends that would trust it.
+///
+/// # Safety
+/// As for [`free`] (C23 also asks for the size `p` was allocated with; it is not used).
 #[no_mangle]
 pub unsafe extern "C" fn free_sized(p: *mut c_void, _size: usize) {
-    free(p)
+    // SAFETY: our caller's contract is free's.
+    unsafe { free(p) }
 }
 
+/// # Safety
+/// As for [`free`] (C23 also asks for the alignment and size `p` was allocated with;
+/// they are not used).
 #[no_mangle]
 pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
-    free(p)
+    // SAFETY: our caller's contract is free's.
+    unsafe { free(p) }
 }
 
+/// # Safety
+/// None: any padding.
 #[no_mangle]
 pub unsafe extern "C" fn malloc_trim(pad: usize) -> c_int {
-    init::chosen().trim(pad) as c_int
+    // SAFETY: `chosen()` is the backend the selection started, or `system` (glibc,
+    // always ready) while nothing is started: the backends' `trim` expects one of those.
+    unsafe { init::chosen().trim(pad) as c_int }
 }
 
+/// # Safety
+/// None.
 #[no_mangle]
 pub unsafe extern "C" fn malloc_stats() {
-    init::chosen().print_stats()
+    // SAFETY: as in `malloc_trim`, for `print_stats`.
+    unsafe { init::chosen().print_stats() }
 }
 
 // ---------------------------------------------------------------------------------
@@ -247,15 +339,7 @@ pub extern "C" fn allocshim_active() -> c_int {
 /// Why that backend serves this process, e.g. "JEMALLOC_ENABLED=true".
 #[no_mangle]
 pub extern "C" fn allocshim_reason() -> *const c_char {
-    static mut TEXT: [u8; 512] = [0; 512];
-    let r = init::reason();
-    unsafe {
-        let text = &mut *core::ptr::addr_of_mut!(TEXT);
-        let n = r.len().min(text.len() - 1);
-        text[..n].copy_from_slice(&r[..n]);
-        text[n] = 0;
-        text.as_ptr().cast()
-    }
+    init::reason()
 }
 
 /// The preset in force (`ALLOCSHIM_PRESET`): "default" or "low-memory".
@@ -275,14 +359,20 @@ pub extern "C" fn allocshim_options() -> *const c_char {
 /// The active backend's own figures: bytes allocated and resident, as it counts them
 /// (mimalloc: neither; snmalloc: current usage, resident unknown; system:
 /// glibc's mallinfo2). A figure the backend cannot give is written as SIZE_MAX.
+///
+/// # Safety
+/// `allocated` and `resident` are each NULL or valid for writing one `size_t`.
 #[no_mangle]
 pub unsafe extern "C" fn allocshim_usage(allocated: *mut usize, resident: *mut usize) {
-    let u = init::chosen().usage();
+    // SAFETY: as in `malloc_trim`, for `usage`.
+    let u = unsafe { init::chosen().usage() };
     if !allocated.is_null() {
-        *allocated = u.allocated.unwrap_or(usize::MAX);
+        // SAFETY: non-NULL, so valid for writing a size_t (our caller's contract).
+        unsafe { *allocated = u.allocated.unwrap_or(usize::MAX) };
     }
     if !resident.is_null() {
-        *resident = u.resident.unwrap_or(usize::MAX);
+        // SAFETY: as for `allocated`.
+        unsafe { *resident = u.resident.unwrap_or(usize::MAX) };
     }
 }
 

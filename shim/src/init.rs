@@ -6,6 +6,8 @@
 //! while nothing can be chosen yet, serve from the bootstrap arena. After READY the
 //! table is the chosen backend's and never changes again; a forked child inherits it,
 //! an exec'd program starts over.
+// Until the crate root says it for the whole library.
+#![deny(unsafe_op_in_unsafe_fn)]
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering::*};
 
@@ -13,6 +15,7 @@ use crate::backend::{Backend, BackendExt, Ops};
 use crate::bootstrap;
 use crate::rebind;
 use crate::env::{self, Env};
+use crate::once::{c_string, SelectionCell};
 use crate::report::{self, Line};
 use crate::{select, vars};
 use allocshim_select::preset::{self, Preset};
@@ -25,7 +28,9 @@ static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 static SELECTOR: AtomicUsize = AtomicUsize::new(0);
 static ACTIVE: AtomicPtr<Ops> = AtomicPtr::new(&BOOT as *const Ops as *mut Ops);
 static CHOSEN: AtomicU8 = AtomicU8::new(Backend::System as u8);
-static mut REASON: Line = Line::new();
+/// Why the chosen backend serves, NUL-terminated for `allocshim_reason`; written by
+/// the selection before READY (see `once`).
+static REASON: SelectionCell<[u8; 512]> = SelectionCell::new([0; 512]);
 static EXIT_STATS: AtomicU8 = AtomicU8::new(0);
 /// The global lookup of `malloc` finds ours: the precondition for pre-binding lazy slots.
 static INTERPOSED: AtomicBool = AtomicBool::new(false);
@@ -33,10 +38,19 @@ static INTERPOSED: AtomicBool = AtomicBool::new(false);
 /// The entry points of the chosen backend (or of the bootstrap path until then).
 #[inline(always)]
 pub fn ops() -> &'static Ops {
+    // SAFETY: ACTIVE only ever holds the address of a `static Ops` (BOOT, or the
+    // chosen backend's table), never NULL: valid and never written for the whole
+    // life of the process, whichever of them this load sees.
     unsafe { &*ACTIVE.load(Relaxed) }
 }
 
 /// The chosen backend; chooses now if nothing has been chosen yet.
+///
+/// After it returns, the selection's cells (`once::SelectionCell`) may be read
+/// without racing their writes: READY was loaded with Acquire, or `ensure` returned
+/// `NotYet`, which it does only in the selecting thread itself (their one writer) or
+/// before libc has set up the environment (when the process has one thread and
+/// nothing is selecting).
 pub fn chosen() -> Backend {
     if STATE.load(Acquire) != READY {
         ensure(None);
@@ -44,9 +58,12 @@ pub fn chosen() -> Backend {
     Backend::from_index(CHOSEN.load(Relaxed)).unwrap_or(Backend::System)
 }
 
-pub fn reason() -> &'static [u8] {
+/// Why the chosen backend serves this process, as a C string.
+pub fn reason() -> *const c_char {
     chosen();
-    unsafe { (*core::ptr::addr_of!(REASON)).as_bytes() }
+    // SAFETY: after `chosen()`, which orders this read after the selection's write
+    // (see there). The pointer stays valid: the cell is a static.
+    unsafe { REASON.get().as_ptr().cast() }
 }
 
 enum Ready {
@@ -61,9 +78,11 @@ fn ensure(envp: Option<*const *const c_char>) -> Ready {
         match STATE.load(Acquire) {
             READY => return Ready::Yes,
             SELECTING => {
+                // SAFETY: pthread_self has no preconditions and cannot fail.
                 if SELECTOR.load(Relaxed) == unsafe { libc::pthread_self() } as usize {
                     return Ready::NotYet;
                 }
+                // SAFETY: sched_yield has no preconditions; its result does not matter.
                 unsafe { libc::sched_yield() };
             }
             _ => {
@@ -75,7 +94,10 @@ fn ensure(envp: Option<*const *const c_char>) -> Ready {
                 };
                 let Some(env) = env else { return Ready::NotYet };
                 if STATE.compare_exchange(UNINIT, SELECTING, Acquire, Relaxed).is_ok() {
+                    // SAFETY: pthread_self has no preconditions and cannot fail.
                     SELECTOR.store(unsafe { libc::pthread_self() } as usize, Relaxed);
+                    // SAFETY: this thread just moved STATE from UNINIT to SELECTING, so
+                    // it is the one selecting thread, once; READY is stored only below.
                     unsafe { select_and_start(&env) };
                     STATE.store(READY, Release);
                     return Ready::Yes;
@@ -85,6 +107,12 @@ fn ensure(envp: Option<*const *const c_char>) -> Ready {
     }
 }
 
+/// Chooses the backend for `env`, starts it and records the choice (`CHOSEN`, the
+/// reason, the preset), then points ACTIVE at its table.
+///
+/// # Safety
+/// Only from the selecting thread (the one that moved STATE to SELECTING), once, and
+/// before READY is stored: it writes the selection's cells, which nobody reads until then.
 unsafe fn select_and_start(env: &Env) {
     let ours = interposed();
     INTERPOSED.store(ours, Relaxed);
@@ -100,7 +128,9 @@ unsafe fn select_and_start(env: &Env) {
         (choice.backend, choice.reason, preset::read(env, &mut |w| w.print()))
     };
 
-    if let Err(refusal) = backend.start(env, preset) {
+    // SAFETY: the selecting thread, before the choice is published (our caller's
+    // contract), as `start` requires.
+    if let Err(refusal) = unsafe { backend.start(env, preset) } {
         let mut l = Line::new();
         l.bytes(backend.name().to_bytes()).str(" refused: ").str(refusal.why);
         if refusal.limit != 0 {
@@ -110,19 +140,25 @@ unsafe fn select_and_start(env: &Env) {
         report::warn(&l);
         reason.str("; ").bytes(l.as_bytes());
         backend = Backend::System;
-        let _ = backend.start(env, preset); // system never refuses
+        // SAFETY: as above; `system` never refuses.
+        let _ = unsafe { backend.start(env, preset) };
     }
-    crate::preset::record(backend, env, preset);
+    // SAFETY: the selecting thread, `backend` started, the choice not yet published
+    // (our caller's contract).
+    unsafe { crate::preset::record(backend, env, preset) };
 
     CHOSEN.store(backend as u8, Relaxed);
-    REASON = reason;
+    // SAFETY: the selecting thread before the choice is published (our caller's
+    // contract); the reference is dropped at the end of the statement.
+    c_string(unsafe { REASON.get_mut() }, reason.as_bytes());
     ACTIVE.store(backend.ops() as *const Ops as *mut Ops, Release);
 
     // `flag` reads nothing in secure mode.
     if select::flag(env, vars::ALLOCSHIM_VERBOSE, &mut |w| w.print()) {
         report::verbose_choice(backend, reason.as_bytes());
         if env.get(vars::ALLOCSHIM_PRESET).is_some_and(|v| !v.trim_ascii().is_empty()) {
-            report::verbose_options(preset, crate::preset::options_now());
+            // SAFETY: the selecting thread, after `record`.
+            report::verbose_options(preset, unsafe { crate::preset::options_now() });
         }
     }
     if select::flag(env, vars::ALLOCSHIM_STATS, &mut |w| w.print()) {
@@ -135,22 +171,31 @@ unsafe fn select_and_start(env: &Env) {
 /// library was dlopen'ed after start-up (libc's malloc then serves everything) or
 /// when the executable defines malloc itself; in both cases the only safe choice is
 /// to pass through to glibc.
-unsafe fn interposed() -> bool {
+fn interposed() -> bool {
     const RTLD_DL_SYMENT: libc::c_int = 1; // <dlfcn.h>; not in the libc crate
-    let global = libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr());
-    let mut found: libc::Dl_info = core::mem::zeroed();
+    // SAFETY: a lookup of a NUL-terminated name in the global scope; dlsym reads
+    // nothing of ours but the name. (If it fails it may call malloc for its error
+    // text: from the selecting thread, that is served by the bootstrap arena.)
+    let global = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()) };
+    // SAFETY: Dl_info is plain C data (pointers and integers), for which all zeroes
+    // is a valid value.
+    let (mut found, mut ours): (libc::Dl_info, libc::Dl_info) = unsafe { (core::mem::zeroed(), core::mem::zeroed()) };
     let mut sym: *const libc::Elf64_Sym = core::ptr::null();
-    let mut ours: libc::Dl_info = core::mem::zeroed();
+    // SAFETY: dladdr1 with RTLD_DL_SYMENT writes `found` and, through its last
+    // argument, one `const Elf64_Sym *` into `sym`; dladdr writes only `ours`. All
+    // are live locals; `global` is non-NULL there and STATE's address is ours.
     if global.is_null()
-        || libc::dladdr1(global, &mut found, (&mut sym as *mut *const libc::Elf64_Sym).cast(), RTLD_DL_SYMENT) == 0
-        || libc::dladdr(core::ptr::addr_of!(STATE).cast(), &mut ours) == 0
+        || unsafe { libc::dladdr1(global, &mut found, (&mut sym as *mut *const libc::Elf64_Sym).cast(), RTLD_DL_SYMENT) } == 0
+        || unsafe { libc::dladdr(core::ptr::addr_of!(STATE).cast(), &mut ours) } == 0
     {
         return true; // cannot tell: assume the normal, preloaded case
     }
     // A non-PIE executable that takes malloc's address exports an undefined `malloc`
     // whose value is its PLT stub; the stub leads to the real definition, which this
     // lookup cannot see. Only a real definition elsewhere is proof of another malloc.
-    let defined_elsewhere = found.dli_fbase != ours.dli_fbase && !sym.is_null() && (*sym).st_shndx != 0;
+    // SAFETY: dladdr1 succeeded, so a non-NULL `sym` points at the symbol table entry
+    // of the loaded object that `global` belongs to, mapped while that object is.
+    let defined_elsewhere = found.dli_fbase != ours.dli_fbase && !sym.is_null() && unsafe { (*sym).st_shndx } != 0;
     !defined_elsewhere
 }
 
@@ -190,11 +235,16 @@ extern "C" fn on_exit() {
     if EXIT_STATS.load(Relaxed) != 0 {
         report::exit_stats(backend);
     }
+    // SAFETY: the library's destructor, which runs once, and `backend` is the chosen
+    // one (READY): what `at_exit` requires.
     unsafe { backend.at_exit() };
 }
 
 // ---------------------------------------------------------------------------------
-// The table in force until a backend is chosen.
+// The table in force until a backend is chosen. Each entry has the contract of the
+// `Ops` field it fills, which the exported functions have already established. Once
+// `ensure` reports READY (loaded with Acquire, after the Release store that followed
+// the store of ACTIVE), `ops()` is the chosen backend's table, never BOOT again.
 
 static BOOT: Ops = Ops {
     malloc: boot_malloc,
@@ -205,9 +255,12 @@ static BOOT: Ops = Ops {
     usable_size: boot_usable_size,
 };
 
+/// # Safety
+/// None beyond `Ops::malloc`'s: any size.
 unsafe extern "C" fn boot_malloc(size: usize) -> *mut c_void {
     match ensure(None) {
-        Ready::Yes => (ops().malloc)(size),
+        // SAFETY: the chosen backend's malloc, given what ours was (any size).
+        Ready::Yes => unsafe { (ops().malloc)(size) },
         Ready::NotYet => or_enomem(bootstrap::alloc(size, 16)),
     }
 }
@@ -215,21 +268,27 @@ unsafe extern "C" fn boot_malloc(size: usize) -> *mut c_void {
 /// The exported malloc and calloc leave errno to whatever serves them; so does the arena.
 fn or_enomem(p: *mut c_void) -> *mut c_void {
     if p.is_null() {
-        unsafe { *libc::__errno_location() = libc::ENOMEM };
+        crate::exports::set_errno(libc::ENOMEM);
     }
     p
 }
 
+/// # Safety
+/// As for `Ops::calloc`: `n * size` does not overflow.
 unsafe extern "C" fn boot_calloc(n: usize, size: usize) -> *mut c_void {
     match ensure(None) {
-        Ready::Yes => (ops().calloc)(n, size),
+        // SAFETY: the chosen backend's calloc, with our caller's guarantee.
+        Ready::Yes => unsafe { (ops().calloc)(n, size) },
         Ready::NotYet => or_enomem(bootstrap::alloc(n * size, 16)), // caller checked the product; arena is zeroed
     }
 }
 
+/// # Safety
+/// As for `Ops::memalign`: `align` is a power of two above `size_of::<usize>()`.
 unsafe extern "C" fn boot_memalign(align: usize, size: usize) -> *mut c_void {
     match ensure(None) {
-        Ready::Yes => (ops().memalign)(align, size),
+        // SAFETY: the chosen backend's memalign, with our caller's guarantee.
+        Ready::Yes => unsafe { (ops().memalign)(align, size) },
         Ready::NotYet => bootstrap::alloc(size, align),
     }
 }
@@ -243,14 +302,26 @@ fn owner() -> &'static Ops {
     }
 }
 
+/// # Safety
+/// As for `Ops::realloc`: `p` is a live block, not NULL and not from the bootstrap
+/// arena; `size > 0`.
 unsafe extern "C" fn boot_realloc(p: *mut c_void, size: usize) -> *mut c_void {
-    (owner().realloc)(p, size)
+    // SAFETY: `owner()` is the allocator that made `p` (see there); our caller's
+    // guarantees are those its realloc needs.
+    unsafe { (owner().realloc)(p, size) }
 }
 
+/// # Safety
+/// As for `Ops::free`: `p` is a live block, not NULL and not from the bootstrap arena.
 unsafe extern "C" fn boot_free(p: *mut c_void) {
-    (owner().free)(p)
+    // SAFETY: as in `boot_realloc`.
+    unsafe { (owner().free)(p) }
 }
 
+/// # Safety
+/// As for `Ops::usable_size`: `p` is a live block, not NULL and not from the
+/// bootstrap arena.
 unsafe extern "C" fn boot_usable_size(p: *mut c_void) -> usize {
-    (owner().usable_size)(p)
+    // SAFETY: as in `boot_realloc`.
+    unsafe { (owner().usable_size)(p) }
 }

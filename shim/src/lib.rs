@@ -16,6 +16,7 @@ mod backend;
 mod bootstrap;
 mod exports;
 mod init;
+mod once;
 mod preset;
 mod rebind;
 mod report;
@@ -26,5 +27,6 @@ use allocshim_select::{env, rules as select, vars};
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     // Never format a message here: formatting may allocate, and we are the allocator.
+    // SAFETY: abort has no preconditions and does not return.
     unsafe { libc::abort() }
 }

@@ -6,7 +6,8 @@
 //!
 //! Everything here runs in the selecting thread, before the choice is published
 //! (init.rs), and allocates nothing.
-use core::cell::UnsafeCell;
+// Until the crate root says it for the whole library.
+#![deny(unsafe_op_in_unsafe_fn)]
 use core::ffi::{c_char, c_int, c_long};
 
 use allocshim_select::preset::Preset;
@@ -14,6 +15,7 @@ use allocshim_select::vars;
 
 use crate::backend::Backend;
 use crate::env::Env;
+use crate::once::{c_string, SelectionCell};
 use crate::report::Line;
 
 /// jemalloc, in `MALLOC_CONF` syntax, with the type `mallctl("opt.NAME")` reads back.
@@ -47,32 +49,6 @@ enum Kind {
     Bool,
 }
 
-/// A value written only by the selecting thread while the choice is being made, and
-/// read only after it has been published: `init` stores READY with Release after the
-/// write and every reader has loaded READY with Acquire first.
-pub struct SelectionCell<T>(UnsafeCell<T>);
-
-// SAFETY: see the type's documentation: one writer, strictly before all readers, with
-// the release/acquire pair of init's STATE between them.
-unsafe impl<T: Send> Sync for SelectionCell<T> {}
-
-impl<T> SelectionCell<T> {
-    pub const fn new(v: T) -> Self {
-        SelectionCell(UnsafeCell::new(v))
-    }
-    /// # Safety
-    /// Only from the selecting thread, before the choice is published, and while no
-    /// reference from `get` is alive.
-    pub unsafe fn set(&self, v: T) {
-        *self.0.get() = v;
-    }
-    /// # Safety
-    /// Only once the choice is published (after `init::chosen()`).
-    pub unsafe fn get(&self) -> &T {
-        &*self.0.get()
-    }
-}
-
 static PRESET: SelectionCell<Preset> = SelectionCell::new(Preset::Default);
 static OPTIONS: SelectionCell<Line> = SelectionCell::new(Line::new());
 /// The same, NUL-terminated, for the query API.
@@ -83,13 +59,14 @@ static JEMALLOC_CONF: SelectionCell<[u8; 1024]> = SelectionCell::new([0; 1024]);
 /// The preset in force and the effective options, as `init` recorded them.
 pub fn preset() -> Preset {
     crate::init::chosen();
-    // SAFETY: the choice is published (just above).
+    // SAFETY: after `init::chosen()`, which orders this read after the selection's
+    // writes (see there).
     unsafe { *PRESET.get() }
 }
 
 pub fn options_c() -> *const c_char {
     crate::init::chosen();
-    // SAFETY: the choice is published (just above).
+    // SAFETY: as in `preset`. The pointer stays valid: the cell is a static.
     unsafe { OPTIONS_C.get().as_ptr().cast() }
 }
 
@@ -98,7 +75,9 @@ pub fn options_c() -> *const c_char {
 /// # Safety
 /// Only from the selecting thread, after `record`.
 pub unsafe fn options_now() -> &'static [u8] {
-    OPTIONS.get().as_bytes()
+    // SAFETY: the selecting thread, after `record` (our caller's contract): the only
+    // writer has finished and holds no `get_mut` reference any more.
+    unsafe { OPTIONS.get().as_bytes() }
 }
 
 /// Records the preset and the effective options of the started backend.
@@ -106,21 +85,22 @@ pub unsafe fn options_now() -> &'static [u8] {
 /// # Safety
 /// Only from the selecting thread, after `backend` started, before the choice is published.
 pub unsafe fn record(backend: Backend, env: &Env, preset: Preset) {
-    let mut out = Line::new();
+    // SAFETY: the selecting thread before the choice is published (our caller's
+    // contract), and each reference is the only one to its cell while it is used.
+    let (out, text) = unsafe {
+        *PRESET.get_mut() = preset;
+        (OPTIONS.get_mut(), OPTIONS_C.get_mut())
+    };
+    *out = Line::new();
     match backend {
-        Backend::Jemalloc => describe_jemalloc(env, preset, &mut out),
-        Backend::Mimalloc => describe_mimalloc(env, preset, &mut out),
+        Backend::Jemalloc => describe_jemalloc(env, preset, out),
+        Backend::Mimalloc => describe_mimalloc(env, preset, out),
         Backend::Snmalloc => {
             out.str("none (snmalloc has no run-time options)");
         }
-        Backend::System => describe_glibc(env, preset, &mut out),
+        Backend::System => describe_glibc(env, preset, out),
     }
-    let mut text = [0u8; 512];
-    let n = out.as_bytes().len().min(text.len() - 1);
-    text[..n].copy_from_slice(&out.as_bytes()[..n]);
-    PRESET.set(preset);
-    OPTIONS.set(out);
-    OPTIONS_C.set(text);
+    c_string(text, out.as_bytes());
 }
 
 fn source(out: &mut Line, user: Option<&[u8]>, preset: Preset) {
@@ -153,7 +133,9 @@ pub unsafe fn jemalloc_conf(env: &Env, preset: Preset) -> Option<*const c_char> 
     if preset == Preset::Default {
         return env.get_c(vars::MALLOC_CONF);
     }
-    let mut buf = [0u8; 1024];
+    // SAFETY: the selecting thread before the choice is published (our caller's
+    // contract); jemalloc reads the string only after this returns.
+    let buf = unsafe { JEMALLOC_CONF.get_mut() };
     let mut n = 0;
     let mut put = |s: &[u8]| {
         let fits = n + s.len() < buf.len(); // keeps room for the final NUL
@@ -177,8 +159,7 @@ pub unsafe fn jemalloc_conf(env: &Env, preset: Preset) -> Option<*const c_char> 
         return env.get_c(vars::MALLOC_CONF);
     }
     buf[n] = 0;
-    JEMALLOC_CONF.set(buf);
-    Some(JEMALLOC_CONF.get().as_ptr().cast())
+    Some(buf.as_ptr().cast())
 }
 
 /// The last variable among jemalloc's configuration strings that sets `name`.
@@ -187,9 +168,8 @@ fn jemalloc_user(env: &Env, name: &str) -> Option<&'static [u8]> {
     [vars::RJEM_MALLOC_CONF, vars::MALLOC_CONF].into_iter().find(|var| env.get(var).is_some_and(sets)).map(str::as_bytes)
 }
 
-/// # Safety
-/// jemalloc chosen and initialised (its `start` ran).
-unsafe fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
+/// jemalloc's effective values, read back with `mallctl("opt.NAME")`.
+fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
     use tikv_jemalloc_sys::mallctl;
     let mut name = [0u8; 64];
     for (opt, _, kind) in JEMALLOC {
@@ -203,7 +183,10 @@ unsafe fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
             Kind::Ssize => 8,
             Kind::Bool => 1,
         };
-        let rc = mallctl(name.as_ptr().cast(), v.as_mut_ptr().cast(), &mut len, core::ptr::null_mut(), 0);
+        // SAFETY: `name` is NUL-terminated; mallctl writes at most `len` bytes (the
+        // option's size, at most 8: it fails with EINVAL on a size mismatch) into `v`,
+        // 8 bytes, and sets nothing (NULL new value of length 0).
+        let rc = unsafe { mallctl(name.as_ptr().cast(), v.as_mut_ptr().cast(), &mut len, core::ptr::null_mut(), 0) };
         sep(out);
         out.str(opt).str("=");
         if rc != 0 {
@@ -262,18 +245,23 @@ fn mimalloc_user(env: &Env, name: &str, legacy: Option<&str>) -> Option<Line> {
 pub unsafe fn mimalloc_defaults(preset: Preset) {
     if preset == Preset::LowMemory {
         for &(_, _, index, value) in MIMALLOC {
-            libmimalloc_sys::mi_option_set_default(index, value);
+            // SAFETY: `index` is a valid `mi_option_t` (the table's); before mimalloc
+            // is initialised, in the selecting thread (our caller's contract), nothing
+            // else reads or writes the option meanwhile.
+            unsafe { libmimalloc_sys::mi_option_set_default(index, value) };
         }
     }
 }
 
-/// # Safety
-/// mimalloc chosen and initialised (its `start` ran).
-unsafe fn describe_mimalloc(env: &Env, preset: Preset, out: &mut Line) {
+/// mimalloc's effective values, read back with `mi_option_get`.
+fn describe_mimalloc(env: &Env, preset: Preset, out: &mut Line) {
     for &(name, legacy, index, _) in MIMALLOC {
         sep(out);
         out.str(name).str("=");
-        signed(out, libmimalloc_sys::mi_option_get(index) as i64);
+        // SAFETY: `index` is a valid `mi_option_t` (the table's, the same in mimalloc
+        // 2.x and 3.x); mi_option_get only reads the option (reading it from the
+        // environment first if that has not happened yet).
+        signed(out, unsafe { libmimalloc_sys::mi_option_get(index) } as i64);
         source(out, mimalloc_user(env, name, legacy).as_ref().map(Line::as_bytes), preset);
     }
 }
@@ -308,7 +296,9 @@ pub unsafe fn glibc_apply(env: &Env, preset: Preset) {
     }
     for &(param, _, var, tunable, value) in GLIBC {
         if glibc_user(env, var, tunable).is_none() {
-            mallopt(param, value);
+            // SAFETY: mallopt takes plain integers (a known parameter and a positive
+            // value) and takes glibc's arena lock itself.
+            unsafe { mallopt(param, value) };
         }
     }
 }

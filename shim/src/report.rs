@@ -1,5 +1,7 @@
 //! Everything the library prints: warnings, the verbose start line, exit statistics.
 //! All of it is assembled in fixed stack buffers and written with raw `write(2)`.
+// Until the crate root says it for the whole library.
+#![deny(unsafe_op_in_unsafe_fn)]
 pub use allocshim_select::line::{warn, Line};
 
 use allocshim_select::preset::Preset;
@@ -27,6 +29,8 @@ pub fn exit_stats(backend: Backend) {
     let mut l = Line::new();
     l.str("stats: backend ").bytes(backend.name().to_bytes()).str(", peak RSS ");
     l.size(peak_rss());
+    // SAFETY: `backend` is `init::chosen()` (the one caller is init's destructor,
+    // after READY): the backend the selection started, which is what `usage` expects.
     let usage = unsafe { backend.usage() };
     if let Some(a) = usage.allocated {
         l.str(", allocated ").size(a as u64);
@@ -38,7 +42,10 @@ pub fn exit_stats(backend: Backend) {
 }
 
 pub fn peak_rss() -> u64 {
+    // SAFETY: rusage is plain C data (integers and timevals), for which all zeroes is
+    // a valid value.
     let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
+    // SAFETY: getrusage only writes the `rusage` it is given, a live local.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     ru.ru_maxrss.max(0) as u64 * 1024
 }

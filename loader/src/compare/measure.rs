@@ -173,6 +173,10 @@ fn once(v: &Variant, plan: &Plan, stdout_path: &Path, stderr_path: &Path, units:
 
     // Traced, so that the child stops once more just before it exits: see `wait_traced`.
     // If tracing is not allowed here, the child runs untraced and only rusage is used.
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe work is allowed: it makes one ptrace(2) system call, whose
+    // result it ignores (the pointer arguments are unused by PTRACE_TRACEME), and
+    // allocates nothing and takes no lock.
     unsafe {
         cmd.pre_exec(|| {
             libc::ptrace(libc::PTRACE_TRACEME, 0, std::ptr::null_mut::<libc::c_void>(), std::ptr::null_mut::<libc::c_void>());
@@ -189,6 +193,8 @@ fn once(v: &Variant, plan: &Plan, stdout_path: &Path, stderr_path: &Path, units:
     let watchdog = std::thread::spawn(move || {
         let expired = wait_done.recv_timeout(timeout).is_err();
         if expired {
+            // SAFETY: kill(2) takes integers and touches no memory of ours; `pid` is
+            // our child, not reaped yet unless it ended just as the timeout expired.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         expired
@@ -243,12 +249,15 @@ pub fn stderr_tail(stderr: &str) -> String {
 /// it receives), and reads its own peak RSS (VmHWM) at the stop just before it exits.
 /// Returns wait4's result, the status, the tree's rusage and that VmHWM, if read.
 fn wait_traced(pid: libc::pid_t) -> (libc::pid_t, i32, libc::rusage, Option<u64>) {
+    // SAFETY: rusage is plain C data (integers and timevals), for which all zeroes is
+    // a valid value; wait4 fills it in.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     let mut status = 0;
     let mut hwm = None;
     let null = std::ptr::null_mut::<libc::c_void>();
     loop {
         // std's Child is not used to wait: wait4 is what returns the tree's rusage.
+        // SAFETY: wait4 on our own child; it writes only `status` and `ru`, live locals.
         let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
         if r != pid || !libc::WIFSTOPPED(status) {
             return (r, status, ru, hwm);
@@ -259,11 +268,16 @@ fn wait_traced(pid: libc::pid_t) -> (libc::pid_t, i32, libc::rusage, Option<u64>
             0
         } else if sig == libc::SIGTRAP && hwm.is_none() {
             // The stop after execve: from now on, stop once more at exit.
+            // SAFETY: ptrace(2) on our own traced child, stopped (just checked); the
+            // address is unused and the data an integer (the option flags): no memory
+            // of ours is read or written.
             unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, null, libc::PTRACE_O_TRACEEXIT as usize as *mut libc::c_void) };
             0
         } else {
             sig
         };
+        // SAFETY: ptrace(2) on our own traced child, stopped (checked above); the
+        // address is unused and the data the number of the signal to deliver (or 0).
         unsafe { libc::ptrace(libc::PTRACE_CONT, pid, null, deliver as usize as *mut libc::c_void) };
     }
 }
@@ -295,6 +309,9 @@ pub fn describe(status: std::process::ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(c), _) => format!("exit status {c}"),
         (_, Some(s)) => {
+            // SAFETY: glibc's strsignal never returns NULL: a static description, or
+            // for an unknown number a per-thread buffer that only a later strsignal
+            // call in this thread rewrites; the text is copied at once.
             let name = unsafe { std::ffi::CStr::from_ptr(libc::strsignal(s)) }.to_string_lossy().into_owned();
             format!("killed by signal {s} ({name})")
         }
