@@ -63,6 +63,18 @@ fn main() {
         .to_string();
     println!("cargo:rustc-env=ALLOCSHIM_JEMALLOC_VERSION={je_version}");
 
+    // mimalloc: MI_MALLOC_VERSION (major*10000 + minor*100 + patch) of the header of the
+    // line compiled in (libmimalloc-sys points DEP_MIMALLOC_INCLUDE_DIR at v2 or v3).
+    let mi_include = PathBuf::from(env::var_os("DEP_MIMALLOC_INCLUDE_DIR").expect("libmimalloc-sys sets DEP_MIMALLOC_INCLUDE_DIR"));
+    let header = fs::read_to_string(mi_include.join("mimalloc.h")).unwrap();
+    let mi: u32 = header
+        .lines()
+        .find_map(|l| l.strip_prefix("#define MI_MALLOC_VERSION"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("MI_MALLOC_VERSION in mimalloc.h");
+    println!("cargo:rustc-env=ALLOCSHIM_MIMALLOC_VERSION={}.{}.{}", mi / 10000, mi / 100 % 100, mi % 100);
+
     // snmalloc has no version API; snmalloc-sys is versioned with upstream snmalloc.
     let lock = fs::read_to_string(manifest.join("../Cargo.lock")).unwrap_or_default();
     let sn_version = locked_version(&lock, "snmalloc-sys").unwrap_or_else(|| "unknown".into());
