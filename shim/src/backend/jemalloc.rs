@@ -7,8 +7,9 @@
 //! allocations of its own init (pthread_atfork, keys) come from the bootstrap arena.
 // Until the crate root says it for the whole library.
 #![deny(unsafe_op_in_unsafe_fn)]
-use core::ffi::{c_char, c_int, c_void, CStr};
+use core::ffi::{c_char, c_void, CStr};
 
+use allocshim_backends::jemalloc;
 use tikv_jemalloc_sys as je;
 
 use super::{Backend, Descriptor, Ops, Refusal, Usage};
@@ -70,16 +71,14 @@ unsafe fn start(env: &Env, preset: Preset) -> Result<(), Refusal> {
 }
 
 fn version() -> &'static CStr {
-    const V: &str = concat!(env!("ALLOCSHIM_JEMALLOC_VERSION"), "\0");
-    CStr::from_bytes_with_nul(V.as_bytes()).unwrap_or(c"?")
+    jemalloc::VERSION
 }
 
 /// # Safety
 /// For the started jemalloc (`Descriptor`).
 unsafe fn trim(_pad: usize) -> bool {
     // "arena.<MALLCTL_ARENAS_ALL>.purge": return dirty and muzzy pages of all arenas.
-    // SAFETY: a NUL-terminated name of a control that reads and writes nothing (all NULL/0).
-    unsafe { je::mallctl(c"arena.4096.purge".as_ptr(), core::ptr::null_mut(), core::ptr::null_mut(), core::ptr::null_mut(), 0) == 0 }
+    jemalloc::run(c"arena.4096.purge")
 }
 
 /// # Safety
@@ -89,24 +88,8 @@ unsafe fn print_stats() {
     unsafe { je::malloc_stats_print(None, core::ptr::null_mut(), core::ptr::null()) };
 }
 
-/// The `size_t` statistic `name`, or None if mallctl refuses it.
-fn stat(name: &CStr) -> Option<usize> {
-    let mut v: usize = 0;
-    let mut len = core::mem::size_of::<usize>();
-    // SAFETY: `name` is NUL-terminated; mallctl writes at most `len` bytes to `v`
-    // whatever the name, and reads no new value (NULL, 0).
-    let rc: c_int = unsafe { je::mallctl(name.as_ptr(), (&mut v as *mut usize).cast(), &mut len, core::ptr::null_mut(), 0) };
-    (rc == 0).then_some(v)
-}
-
 /// # Safety
-/// For the started jemalloc (`Descriptor`).
+/// For the started jemalloc (`Descriptor`): reading statistics would start another.
 unsafe fn usage() -> Usage {
-    // Statistics are cached; bumping the epoch refreshes them.
-    let mut epoch: u64 = 1;
-    let mut len = core::mem::size_of::<u64>();
-    // SAFETY: "epoch" reads and writes a `uint64_t`: `epoch` is one, both lengths say
-    // so, and mallctl is done with both pointers when it returns.
-    unsafe { je::mallctl(c"epoch".as_ptr(), (&mut epoch as *mut u64).cast(), &mut len, (&mut epoch as *mut u64).cast(), len) };
-    Usage { allocated: stat(c"stats.allocated"), resident: stat(c"stats.resident") }
+    jemalloc::usage()
 }

@@ -9,6 +9,7 @@
 use core::ffi::{c_int, c_void, CStr};
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use allocshim_backends::mimalloc;
 use libmimalloc_sys as mi;
 
 use super::{Backend, Descriptor, Ops, Refusal, Usage};
@@ -112,11 +113,8 @@ unsafe fn at_exit() {
     }
 }
 
-/// The version of the mimalloc.h compiled in (build.rs), the figure mi_version()
-/// returns, as "major.minor.patch".
 fn version() -> &'static CStr {
-    const V: &str = concat!(env!("ALLOCSHIM_MIMALLOC_VERSION"), "\0");
-    CStr::from_bytes_with_nul(V.as_bytes()).unwrap_or(c"?")
+    mimalloc::VERSION
 }
 
 /// # Safety
@@ -134,8 +132,8 @@ unsafe fn print_stats() {
     unsafe { mi::mi_stats_print(core::ptr::null_mut()) };
 }
 
-/// mimalloc gives no figure that tracks live allocations here: on Linux its
-/// process info reports committed memory (its whole reserved arena) as RSS.
+/// # Safety
+/// For the started mimalloc (`Descriptor`).
 unsafe fn usage() -> Usage {
-    Usage::default()
+    mimalloc::usage()
 }

@@ -17,6 +17,7 @@ pub mod system;
 
 use crate::env::Env;
 use allocshim_select::preset::Preset;
+pub use allocshim_select::usage::Usage;
 pub use allocshim_select::{Backend, ALL};
 
 /// Entry points the exported C ABI dispatches to. The callers in `exports` have
@@ -59,7 +60,8 @@ pub struct Descriptor {
     pub trim: unsafe fn(usize) -> bool,
     /// `malloc_stats`: the backend's own report, on stderr.
     pub print_stats: unsafe fn(),
-    /// Its own figures (see [`Usage`]).
+    /// Its own figures, as [`Usage`] defines them, read by `allocshim-backends` (for
+    /// the crate too), whose per-backend `usage` says which figure is which.
     pub usage: unsafe fn() -> Usage,
 }
 
@@ -141,12 +143,6 @@ impl BackendExt for Backend {
         // SAFETY: our caller's contract is the field's.
         unsafe { (descriptor(self).usage)() }
     }
-}
-
-#[derive(Default, Clone, Copy)]
-pub struct Usage {
-    pub allocated: Option<usize>,
-    pub resident: Option<usize>,
 }
 
 /// Why a chosen backend could not start; written into the warning line.

@@ -11,6 +11,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 use core::ffi::{c_void, CStr};
 
+use allocshim_backends::snmalloc;
 use snmalloc_sys as sn;
 
 use super::{Backend, Descriptor, Ops, Refusal, Usage};
@@ -89,29 +90,19 @@ fn start(_env: &Env, _preset: Preset) -> Result<(), Refusal> {
 }
 
 fn version() -> &'static CStr {
-    const V: &str = concat!(env!("ALLOCSHIM_SNMALLOC_VERSION"), "\0");
-    CStr::from_bytes_with_nul(V.as_bytes()).unwrap_or(c"?")
-}
-
-/// snmalloc's own figures: (current, peak) bytes of memory it holds from the OS.
-fn statistics() -> (usize, usize) {
-    let (mut current, mut peak) = (0usize, 0usize);
-    // SAFETY: sn_rust_statistics writes one `size_t` through each pointer, both live
-    // locals of that type; it reads two global counters and starts nothing.
-    unsafe { sn::sn_rust_statistics(&mut current, &mut peak) };
-    (current, peak)
+    snmalloc::VERSION
 }
 
 fn print_stats() {
     // Both figures from the one call: `usage` has no peak to give.
-    let (current, peak) = statistics();
+    let (current, peak) = snmalloc::statistics();
     let mut l = Line::new();
-    l.str("snmalloc: current ").size(current as u64);
-    l.str(", peak ").size(peak as u64);
+    l.str("snmalloc: resident ").size(current as u64);
+    l.str(", peak resident ").size(peak as u64);
     l.str(" (snmalloc has no detailed statistics report)");
     warn(&l);
 }
 
 fn usage() -> Usage {
-    Usage { allocated: Some(statistics().0), resident: None }
+    snmalloc::usage()
 }

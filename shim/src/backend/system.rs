@@ -4,8 +4,10 @@
 //! with `dlsym(RTLD_NEXT)`.
 // Until the crate root says it for the whole library.
 #![deny(unsafe_op_in_unsafe_fn)]
-use core::ffi::{c_char, c_int, c_void, CStr};
+use core::ffi::{c_int, c_void, CStr};
 use core::sync::atomic::{AtomicPtr, Ordering};
+
+use allocshim_backends::system;
 
 use super::{Backend, Descriptor, Ops, Refusal, Usage};
 use crate::env::Env;
@@ -17,7 +19,6 @@ extern "C" {
     fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void;
     fn __libc_free(p: *mut c_void);
     fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
-    fn gnu_get_libc_version() -> *const c_char;
 }
 
 pub static DESCRIPTOR: Descriptor = Descriptor {
@@ -50,9 +51,7 @@ unsafe fn start(env: &Env, preset: Preset) -> Result<(), Refusal> {
 }
 
 fn version() -> &'static CStr {
-    // SAFETY: gnu_get_libc_version takes nothing and returns glibc's constant,
-    // NUL-terminated version string, which lives as long as the process.
-    unsafe { CStr::from_ptr(gnu_get_libc_version()) }
+    system::version()
 }
 
 /// glibc's definition of `name`, the one our own export of the same name shadows,
@@ -127,5 +126,5 @@ unsafe fn usage() -> Usage {
         let f: unsafe extern "C" fn() -> libc::mallinfo2 = core::mem::transmute(f);
         f()
     };
-    Usage { allocated: Some(m.uordblks + m.hblkhd), resident: Some(m.arena + m.hblkhd) }
+    system::usage(&m)
 }
