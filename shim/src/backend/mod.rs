@@ -86,9 +86,9 @@ const _: () = {
 };
 
 /// For `Descriptor` fields a backend has nothing to do in.
-unsafe fn nothing() {}
+fn nothing() {}
 /// For backends that cannot give memory back on request.
-unsafe fn cannot_trim(_pad: usize) -> bool {
+fn cannot_trim(_pad: usize) -> bool {
     false
 }
 
