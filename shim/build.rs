@@ -6,12 +6,12 @@
 //!   in jemalloc.c, which fully initialises jemalloc in every process) is dropped at
 //!   link time, so jemalloc initialises lazily, and only if it is chosen;
 //! * wraps the backends' `pthread_atfork` and `prctl` calls (glue.c);
-//! * records the compiled-in backend versions for the self-report.
+//!
+//! (The compiled-in backend versions are the allocshim-backends crate's.)
 use std::{env, fs, path::PathBuf};
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
 
     if env::var_os("CARGO_FEATURE_MIMALLOC2").is_some() == env::var_os("CARGO_FEATURE_MIMALLOC3").is_some() {
         panic!("allocshim: enable exactly one of the features `mimalloc2` (default) and `mimalloc3` \
@@ -51,32 +51,4 @@ fn main() {
     // glue.c (fork-safe handler order, errno kept); see that file and
     // docs/fork-and-errno.md. --wrap only redirects references inside this link.
     println!("cargo:rustc-cdylib-link-arg=-Wl,--wrap=pthread_atfork,--wrap=prctl");
-
-    // jemalloc: the version its configure step wrote into the installed header.
-    let je_root = PathBuf::from(env::var_os("DEP_JEMALLOC_ROOT").expect("tikv-jemalloc-sys sets DEP_JEMALLOC_ROOT"));
-    let header = fs::read_to_string(je_root.join("include/jemalloc/jemalloc.h")).unwrap();
-    let je_version = header
-        .lines()
-        .find_map(|l| l.strip_prefix("#define JEMALLOC_VERSION \""))
-        .and_then(|v| v.split(['-', '"']).next())
-        .expect("JEMALLOC_VERSION in jemalloc.h")
-        .to_string();
-    println!("cargo:rustc-env=ALLOCSHIM_JEMALLOC_VERSION={je_version}");
-
-    // snmalloc has no version API; snmalloc-sys is versioned with upstream snmalloc.
-    let lock = fs::read_to_string(manifest.join("../Cargo.lock")).unwrap_or_default();
-    let sn_version = locked_version(&lock, "snmalloc-sys").unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=ALLOCSHIM_SNMALLOC_VERSION={sn_version}");
-    println!("cargo:rerun-if-changed=../Cargo.lock");
-}
-
-fn locked_version(lock: &str, name: &str) -> Option<String> {
-    let mut lines = lock.lines();
-    while let Some(l) = lines.next() {
-        if l == format!("name = \"{name}\"") {
-            let v = lines.next()?.strip_prefix("version = \"")?.trim_end_matches('"');
-            return Some(v.to_string());
-        }
-    }
-    None
 }

@@ -3,7 +3,7 @@
 //! environments.
 use std::process::{Command, Output};
 
-use allocshim_tests::{lib, rust_example};
+use allocshim_tests::{c_program, each_backend, lib, run, rust_example};
 
 fn run_example(name: &str, env: &[(&str, &str)]) -> Output {
     let out = Command::new(rust_example(name))
@@ -114,4 +114,39 @@ fn linking_the_crate_leaves_c_malloc_to_the_c_library() {
         assert!(!defined, "the crate defines C `{name}` in the program");
     }
     assert!(text.lines().any(|l| l.trim() == "U malloc"), "malloc should come from the C library");
+}
+
+/// The library and the crate read each backend's figures and version with the same
+/// code (allocshim-backends) and one definition (allocshim_select::usage): under every
+/// backend, the library's ALLOCSHIM_STATS line names the same figures as the crate's
+/// `allocshim::usage` gives, those are the ones the definition lists, and the
+/// library's verbose line gives the version `allocshim::version` gives.
+#[test]
+fn the_library_and_the_crate_report_the_same_figures_and_version() {
+    let fp = c_program("fingerprint");
+    each_backend(|backend| {
+        let expected = match backend {
+            "jemalloc" | "system" => "allocated+resident",
+            "snmalloc" => "resident",
+            _ => "none", // mimalloc: see allocshim_select::usage
+        };
+        let out = run(&fp, &[] as &[&str]).backend(backend).env("ALLOCSHIM_STATS", "1").env("ALLOCSHIM_VERBOSE", "1").success()?;
+        let stats = out.stderr.lines().find_map(|l| l.strip_prefix("allocshim: stats: ")).ok_or(format!("[{backend}] no stats line:\n{}", out.stderr))?;
+        let named: Vec<&str> = ["allocated", "resident"].into_iter().filter(|f| stats.split(", ").any(|part| part.starts_with(&format!("{f} ")))).collect();
+        let from_lib = if named.is_empty() { "none".to_string() } else { named.join("+") };
+
+        let crate_out = run_example("global_auto", &[("ALLOCSHIM_BACKEND", backend)]);
+        let text = String::from_utf8_lossy(&crate_out.stdout);
+        let from_crate = text.split_whitespace().find_map(|w| w.strip_prefix("figures=")).unwrap_or("?");
+        let (_, served) = backend_and_served(&crate_out);
+        let lib_version = out.stderr.lines().find_map(|l| l.strip_prefix(&format!("allocshim: backend {backend} "))).and_then(|r| r.split(' ').next());
+        let crate_version = text.split_whitespace().find_map(|w| w.strip_prefix("version="));
+        if lib_version.is_none() || lib_version != crate_version {
+            return Err(format!("[{backend}] version: library {lib_version:?}, crate {crate_version:?}"));
+        }
+        if (from_lib.as_str(), from_crate, served.as_str()) != (expected, expected, backend) {
+            return Err(format!("[{backend}] library: {from_lib} ({stats}); crate: {from_crate}, served by {served}; expected {expected}"));
+        }
+        Ok(())
+    });
 }

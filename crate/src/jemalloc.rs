@@ -1,7 +1,7 @@
 //! jemalloc (tikv-jemalloc-sys, prefixed `_rjem_` build) through its extended API:
 //! `mallocx` with alignment and zeroing flags, sized `sdallocx`, `rallocx`.
 use core::alloc::{GlobalAlloc, Layout};
-use core::ffi::{c_int, CStr};
+use core::ffi::c_int;
 
 use tikv_jemalloc_sys as je;
 
@@ -89,43 +89,14 @@ unsafe impl GlobalAlloc for JeMalloc {
 }
 
 impl JeMalloc {
-    /// jemalloc's version, e.g. "5.3.1".
+    /// jemalloc's version, e.g. "5.3.1" (the header it was built with, as the library
+    /// reports it).
     pub fn version() -> &'static str {
-        let mut v: *const core::ffi::c_char = core::ptr::null();
-        let mut len = core::mem::size_of::<*const core::ffi::c_char>();
-        // SAFETY: "version" is a `const char *`: mallctl writes at most `len` (one
-        // pointer's) bytes to `v`, and reads no new value (NULL, 0).
-        let rc = unsafe { je::mallctl(c"version".as_ptr(), (&mut v as *mut *const core::ffi::c_char).cast(), &mut len, core::ptr::null_mut(), 0) };
-        if rc != 0 || v.is_null() {
-            return "unknown";
-        }
-        // "5.3.1-0-g81034ce...": the release, without the git suffix. Static in jemalloc.
-        // SAFETY: `v` is non-NULL and points at jemalloc's NUL-terminated version
-        // string, a constant that lives as long as the program.
-        let full = unsafe { CStr::from_ptr(v) }.to_str().unwrap_or("unknown");
-        full.split('-').next().unwrap_or(full)
+        allocshim_backends::jemalloc::VERSION.to_str().unwrap_or("unknown")
     }
 
-    /// jemalloc's own counts: bytes in live allocations and bytes resident in its
-    /// pages (`stats.allocated`, `stats.resident`, refreshed through `epoch`).
+    /// jemalloc's own counts: `stats.allocated` and `stats.resident`, refreshed.
     pub fn usage() -> Usage {
-        let mut epoch: u64 = 1;
-        let mut len = core::mem::size_of::<u64>();
-        // SAFETY: "epoch" reads and writes a `uint64_t`: `epoch` is one, both lengths
-        // say so, and mallctl is done with both pointers when it returns.
-        unsafe {
-            je::mallctl(c"epoch".as_ptr(), (&mut epoch as *mut u64).cast(), &mut len, (&mut epoch as *mut u64).cast(), len);
-        }
-        Usage { allocated: stat(c"stats.allocated"), resident: stat(c"stats.resident") }
+        allocshim_backends::jemalloc::usage()
     }
-}
-
-/// The `size_t` statistic `name`, or None if mallctl refuses it.
-fn stat(name: &CStr) -> Option<usize> {
-    let mut v: usize = 0;
-    let mut len = core::mem::size_of::<usize>();
-    // SAFETY: `name` is NUL-terminated; mallctl writes at most `len` bytes to `v`
-    // whatever the name (on a size mismatch it copies that many and fails with
-    // EINVAL: ctl.c `READ`), and reads no new value (NULL, 0).
-    (unsafe { je::mallctl(name.as_ptr(), (&mut v as *mut usize).cast(), &mut len, core::ptr::null_mut(), 0) } == 0).then_some(v)
 }

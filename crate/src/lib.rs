@@ -62,16 +62,10 @@ pub use mimalloc::MiMalloc;
 pub use snmalloc::SnMalloc;
 pub use system::System;
 
-/// A backend's own figures, where it keeps them: bytes in live allocations, and
-/// bytes it holds resident or committed from the OS.
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
-pub struct Usage {
-    /// Bytes in live allocations (jemalloc, system).
-    pub allocated: Option<usize>,
-    /// Bytes the allocator holds from the OS (jemalloc: resident pages; mimalloc:
-    /// committed; snmalloc: its current usage).
-    pub resident: Option<usize>,
-}
+/// A backend's own figures, defined once for this crate and liballocshim.so (its
+/// `ALLOCSHIM_STATS` line, `malloc_stats` and `allocshim_usage` report the same):
+/// see the fields.
+pub use allocshim_select::usage::Usage;
 
 /// Whether `backend` is compiled into this program (Cargo features).
 pub fn compiled(backend: Backend) -> bool {

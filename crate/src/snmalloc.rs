@@ -56,16 +56,12 @@ impl SnMalloc {
     /// snmalloc's version: that of snmalloc-sys, which follows upstream's numbering
     /// (snmalloc has no version API), as found in the program's Cargo.lock.
     pub fn version() -> &'static str {
-        env!("ALLOCSHIM_SNMALLOC_VERSION")
+        allocshim_backends::snmalloc::VERSION.to_str().unwrap_or("unknown")
     }
 
     /// snmalloc counts memory it holds from the OS, not live bytes: `resident` is its
-    /// current usage (`sn_rust_statistics`).
+    /// current usage (`sn_rust_statistics`), `allocated` None.
     pub fn usage() -> Usage {
-        let (mut current, mut peak) = (0usize, 0usize);
-        // SAFETY: sn_rust_statistics writes one `size_t` through each pointer, both
-        // live locals of that type.
-        unsafe { sn::sn_rust_statistics(&mut current, &mut peak) };
-        Usage { allocated: None, resident: Some(current) }
+        allocshim_backends::snmalloc::usage()
     }
 }

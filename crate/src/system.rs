@@ -46,20 +46,15 @@ unsafe impl GlobalAlloc for System {
 impl System {
     /// glibc's version, e.g. "2.36".
     pub fn version() -> &'static str {
-        extern "C" {
-            fn gnu_get_libc_version() -> *const core::ffi::c_char;
-        }
-        // SAFETY: gnu_get_libc_version takes nothing and returns glibc's constant,
-        // NUL-terminated version string, which lives as long as the program.
-        unsafe { core::ffi::CStr::from_ptr(gnu_get_libc_version()) }.to_str().unwrap_or("unknown")
+        allocshim_backends::system::version().to_str().unwrap_or("unknown")
     }
 
-    /// glibc's count of bytes in use (`mallinfo2().uordblks + hblkhd`: heap blocks and
-    /// mmapped blocks); glibc has no resident figure of its own.
+    /// glibc's figures from `mallinfo2()`: bytes in use (`uordblks + hblkhd`) and
+    /// bytes its heaps hold from the OS (`arena + hblkhd`).
     pub fn usage() -> Usage {
         // SAFETY: mallinfo2 takes nothing and returns a struct by value (glibc 2.33+,
         // which the link requires).
         let mi = unsafe { libc::mallinfo2() };
-        Usage { allocated: Some(mi.uordblks + mi.hblkhd), resident: None }
+        allocshim_backends::system::usage(&mi)
     }
 }

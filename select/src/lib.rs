@@ -3,7 +3,7 @@
 //! the names of every environment variable ([`vars`]), reading the environment
 //! without allocating ([`env`]), the rules that pick a backend and read the switches,
 //! with their warnings ([`rules`]), and the raw `write(2)` lines the library and the
-//! crate print ([`line`]).
+//! crate print ([`line`]), and what a backend's usage figures mean ([`usage`]).
 //!
 //! `no_std` and allocation-free: the library runs this inside `malloc`, the crate
 //! inside `GlobalAlloc::alloc`.
@@ -14,6 +14,7 @@ pub mod env;
 pub mod line;
 pub mod preset;
 pub mod rules;
+pub mod usage;
 pub mod vars;
 
 use core::ffi::CStr;

@@ -5,8 +5,6 @@
 //! Blocks are never reused: `free` recognises them by address and ignores them,
 //! `realloc` copies them into the chosen backend. The arena lives in .bss, so the
 //! part never touched costs no memory.
-// Until the crate root says it for the whole library.
-#![deny(unsafe_op_in_unsafe_fn)]
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering};

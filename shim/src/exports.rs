@@ -12,8 +12,6 @@
 //!
 //! The `# Safety` sections state each function's C contract as glibc's manual does;
 //! a C caller that breaks it gets undefined behaviour, as it would from glibc.
-// Until the crate root says it for the whole library.
-#![deny(unsafe_op_in_unsafe_fn)]
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr::null_mut;
 

@@ -6,8 +6,6 @@
 //! while nothing can be chosen yet, serve from the bootstrap arena. After READY the
 //! table is the chosen backend's and never changes again; a forked child inherits it,
 //! an exec'd program starts over.
-// Until the crate root says it for the whole library.
-#![deny(unsafe_op_in_unsafe_fn)]
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering::*};
 

@@ -11,6 +11,7 @@
 //! would re-enter this very `malloc`. Panics abort (see Cargo profiles) and the code
 //! is written not to panic at all.
 #![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod backend;
 mod bootstrap;

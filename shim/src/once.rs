@@ -5,8 +5,6 @@
 //! (`init` stores READY with Release), and read only after a reader has seen READY
 //! (Acquire). That release/acquire pair is the synchronisation; no lock, no
 //! allocation, nothing on the hot path.
-// Until the crate root says it for the whole library.
-#![deny(unsafe_op_in_unsafe_fn)]
 use core::cell::UnsafeCell;
 
 /// A value written only by the selecting thread while the choice is being made, and

@@ -6,8 +6,6 @@
 //!
 //! Everything here runs in the selecting thread, before the choice is published
 //! (init.rs), and allocates nothing.
-// Until the crate root says it for the whole library.
-#![deny(unsafe_op_in_unsafe_fn)]
 use core::ffi::{c_char, c_int, c_long};
 
 use allocshim_select::preset::Preset;

@@ -29,8 +29,6 @@
 //! Runs once, from the initialiser, outside any ld.so lock except the one
 //! `dl_iterate_phdr` takes for its walk. No allocation, no std: raw reads of the
 //! loaded images and two `mprotect` calls per object with RELRO slots to write.
-// Until the crate root says it for the whole library.
-#![deny(unsafe_op_in_unsafe_fn)]
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 

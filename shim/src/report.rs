@@ -1,7 +1,5 @@
 //! Everything the library prints: warnings, the verbose start line, exit statistics.
 //! All of it is assembled in fixed stack buffers and written with raw `write(2)`.
-// Until the crate root says it for the whole library.
-#![deny(unsafe_op_in_unsafe_fn)]
 pub use allocshim_select::line::{warn, Line};
 
 use allocshim_select::preset::Preset;

@@ -7,9 +7,11 @@
 use core::ffi::{c_int, c_void, CStr};
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use allocshim_backends::mimalloc;
 use libmimalloc_sys as mi;
 
-use super::{Ops, Refusal, Usage};
+use super::{Backend, Descriptor, Ops, Refusal, Usage};
+use crate::env::Env;
 use allocshim_select::preset::Preset;
 
 extern "C" {
@@ -21,13 +23,22 @@ extern "C" {
     fn _mi_os_numa_node_count() -> c_int;
 }
 
-pub static OPS: Ops = Ops {
-    malloc: mi::mi_malloc,
-    calloc: mi::mi_calloc,
-    realloc: mi::mi_realloc,
-    free: mi::mi_free,
-    memalign,
-    usable_size,
+pub static DESCRIPTOR: Descriptor = Descriptor {
+    backend: Backend::Mimalloc,
+    version,
+    ops: Ops {
+        malloc: mi::mi_malloc,
+        calloc: mi::mi_calloc,
+        realloc: mi::mi_realloc,
+        free: mi::mi_free,
+        memalign,
+        usable_size,
+    },
+    start,
+    at_exit,
+    trim,
+    print_stats,
+    usage,
 };
 
 // No ownership check (mi_is_in_heap_region) before mi_free: it cost 3.8 ns of a 22 ns
@@ -36,72 +47,91 @@ pub static OPS: Ops = Ops {
 // RTLD_DEEPBIND libraries produce, is therefore as fatal here as under a standalone
 // mimalloc; the README says so, next to jemalloc's identical limit.
 
+/// # Safety
+/// `p` a live block of this mimalloc (`Ops::usable_size`).
 unsafe extern "C" fn usable_size(p: *mut c_void) -> usize {
-    mi::mi_usable_size(p)
+    // SAFETY: our caller's contract.
+    unsafe { mi::mi_usable_size(p) }
 }
 
+/// # Safety
+/// `align` a power of two (`Ops::memalign`).
 unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
-    mi::mi_malloc_aligned(size, align)
+    // SAFETY: a power-of-two alignment, as mi_malloc_aligned requires; NULL on failure.
+    unsafe { mi::mi_malloc_aligned(size, align) }
 }
 
 /// mimalloc refuses impossible sizes (EOVERFLOW) before any system call, so nothing
 /// would set errno; the exported malloc leaves errno to the backend (it ends in a tail
 /// call), so mimalloc's error callback sets what glibc's malloc would. Runs inside
 /// the failing allocation: it only stores to errno.
+///
+/// # Safety
+/// None beyond being called as mimalloc's error handler (any thread, any time).
 unsafe extern "C" fn on_error(code: c_int, _arg: *mut c_void) {
     if code == libc::ENOMEM || code == libc::EOVERFLOW {
-        *libc::__errno_location() = libc::ENOMEM;
+        // SAFETY: __errno_location returns this thread's errno, always valid to write.
+        unsafe { *libc::__errno_location() = libc::ENOMEM };
     }
 }
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 
-pub unsafe fn start(preset: Preset) -> Result<(), Refusal> {
-    // Before the init, which reads MIMALLOC_* over these defaults.
-    crate::preset::mimalloc_defaults(preset);
-    _mi_auto_process_init();
+/// # Safety
+/// From the selecting thread, once, before the choice is published.
+unsafe fn start(_env: &Env, preset: Preset) -> Result<(), Refusal> {
+    // SAFETY: before mimalloc's init (which reads MIMALLOC_* over these defaults),
+    // from the selecting thread: our own contract.
+    unsafe { crate::preset::mimalloc_defaults(preset) };
+    // SAFETY: mimalloc's process init, run once (our contract), as its constructor would.
+    unsafe { _mi_auto_process_init() };
     // mimalloc counts NUMA nodes lazily, in the first allocation that needs an arena,
     // and its last failing access(2) probe left ENOENT in the errno of that successful
     // malloc (tests/c/errno.c). Counting here, with errno kept, caches the answer first.
-    let errno = *libc::__errno_location();
-    _mi_os_numa_node_count();
-    *libc::__errno_location() = errno;
-    mi::mi_register_error(Some(on_error), core::ptr::null_mut());
+    // SAFETY: __errno_location returns this thread's errno; _mi_os_numa_node_count
+    // only probes and caches, after mimalloc's init.
+    unsafe {
+        let errno = *libc::__errno_location();
+        _mi_os_numa_node_count();
+        *libc::__errno_location() = errno;
+    }
+    // SAFETY: `on_error` may run in any thread at any time: it only writes errno; no argument.
+    unsafe { mi::mi_register_error(Some(on_error), core::ptr::null_mut()) };
     STARTED.store(true, Ordering::Relaxed);
     Ok(())
 }
 
-pub unsafe fn at_exit() {
+/// # Safety
+/// Once, at exit.
+unsafe fn at_exit() {
     if STARTED.load(Ordering::Relaxed) {
-        _mi_auto_process_done();
+        // SAFETY: mimalloc was initialised (STARTED) and this runs once, at exit, as
+        // its own destructor would.
+        unsafe { _mi_auto_process_done() };
     }
 }
 
-pub fn version() -> &'static CStr {
-    // MI_MALLOC_VERSION is major*10000 + minor*100 + patch (mimalloc.h).
-    static mut TEXT: [u8; 16] = [0; 16];
-    let v = unsafe { mi::mi_version() } as u32;
-    let mut l = crate::report::Line::new();
-    l.num((v / 10000) as u64).str(".").num((v / 100 % 100) as u64).str(".").num((v % 100) as u64);
-    unsafe {
-        let text = &mut *core::ptr::addr_of_mut!(TEXT);
-        let n = l.as_bytes().len().min(text.len() - 1);
-        text[..n].copy_from_slice(&l.as_bytes()[..n]);
-        CStr::from_bytes_until_nul(text).unwrap_or(c"?")
-    }
+fn version() -> &'static CStr {
+    mimalloc::VERSION
 }
 
-pub unsafe fn trim() -> bool {
-    mi::mi_collect(true);
+/// # Safety
+/// For the started mimalloc (`Descriptor`).
+unsafe fn trim(_pad: usize) -> bool {
+    // SAFETY: mi_collect takes no pointer; mimalloc is initialised.
+    unsafe { mi::mi_collect(true) };
     true
 }
 
-pub unsafe fn print_stats() {
-    mi::mi_stats_print(core::ptr::null_mut());
+/// # Safety
+/// For the started mimalloc (`Descriptor`).
+unsafe fn print_stats() {
+    // SAFETY: NULL: mimalloc's default output (stderr).
+    unsafe { mi::mi_stats_print(core::ptr::null_mut()) };
 }
 
-/// mimalloc gives no figure that tracks live allocations here: on Linux its
-/// process info reports committed memory (its whole reserved arena) as RSS.
-pub unsafe fn usage() -> Usage {
-    Usage::default()
+/// # Safety
+/// For the started mimalloc (`Descriptor`).
+unsafe fn usage() -> Usage {
+    mimalloc::usage()
 }

@@ -1,8 +1,11 @@
-//! The backends as the library uses them: entry points, start-up, versions, reports.
+//! The backends as the library uses them: one static [`Descriptor`] per backend (its
+//! entry points, start-up, version, reports), found through [`descriptor`].
 //!
 //! Their names, switch variables and precedence are `allocshim_select`'s (shared with
 //! the `allocshim` crate); everything else (the C ABI, the self-report, and through
 //! the self-report the CLI, scripts and docs) derives from these two places.
+//! The backend modules print through `allocshim_select::line`, never through
+//! `crate::report`, which uses them: no import cycle.
 use core::ffi::{c_void, CStr};
 
 pub mod jemalloc;
@@ -10,8 +13,10 @@ pub mod mimalloc;
 pub mod snmalloc;
 pub mod system;
 
-pub use allocshim_select::{Backend, ALL};
+use crate::env::Env;
 use allocshim_select::preset::Preset;
+pub use allocshim_select::usage::Usage;
+pub use allocshim_select::{Backend, ALL};
 
 /// Entry points the exported C ABI dispatches to. The callers in `exports` have
 /// already handled NULL, size 0, overflow and alignment rules, so each backend only
@@ -31,84 +36,111 @@ pub struct Ops {
     pub usable_size: unsafe extern "C" fn(*mut c_void) -> usize,
 }
 
-/// What the shim does with each backend: its C entry points, start-up, and reports.
-pub trait BackendExt {
+/// Everything the library knows about one backend, written once in its module.
+///
+/// The `unsafe fn` fields share one contract besides their own: except `start`, they
+/// are called only for the backend the selection chose and started (the chosen one is
+/// the only one initialised; calling another's would start it, or read an allocator
+/// that serves nothing).
+pub struct Descriptor {
+    pub backend: Backend,
     /// The version of the allocator compiled into this library.
-    fn version(self) -> &'static CStr;
-    fn ops(self) -> &'static Ops;
+    pub version: fn() -> &'static CStr,
+    /// The C entry points; `init` publishes a pointer to these once the backend started.
+    pub ops: Ops,
     /// Runs in the selecting thread before the choice is published, applying `preset`.
     /// Returns a reason to refuse the backend (it then falls back to `system`).
-    unsafe fn start(self, env: &crate::env::Env, preset: Preset) -> Result<(), Refusal>;
-    /// Runs once at process exit (from the library's destructor), for the chosen backend only.
-    unsafe fn at_exit(self);
-    /// `malloc_trim`: give free memory back to the OS; true if the backend could.
-    unsafe fn trim(self, pad: usize) -> bool;
+    /// Safety: from the selecting thread, once, before the choice is published.
+    pub start: unsafe fn(&Env, Preset) -> Result<(), Refusal>,
+    /// Runs once at process exit (from the library's destructor).
+    pub at_exit: unsafe fn(),
+    /// `malloc_trim(pad)`: give free memory back to the OS; true if the backend could.
+    pub trim: unsafe fn(usize) -> bool,
     /// `malloc_stats`: the backend's own report, on stderr.
+    pub print_stats: unsafe fn(),
+    /// Its own figures, as [`Usage`] defines them, read by `allocshim-backends` (for
+    /// the crate too), whose per-backend `usage` says which figure is which.
+    pub usage: unsafe fn() -> Usage,
+}
+
+/// The descriptor of `backend`: the one place a backend maps to its module.
+#[inline(always)]
+pub const fn descriptor(backend: Backend) -> &'static Descriptor {
+    match backend {
+        Backend::Jemalloc => &jemalloc::DESCRIPTOR,
+        Backend::Mimalloc => &mimalloc::DESCRIPTOR,
+        Backend::Snmalloc => &snmalloc::DESCRIPTOR,
+        Backend::System => &system::DESCRIPTOR,
+    }
+}
+
+// Each descriptor describes the backend it is found under.
+const _: () = {
+    let mut i = 0;
+    while i < ALL.len() {
+        assert!(descriptor(ALL[i]).backend as u8 == ALL[i] as u8);
+        i += 1;
+    }
+};
+
+/// For `Descriptor` fields a backend has nothing to do in.
+fn nothing() {}
+/// For backends that cannot give memory back on request.
+fn cannot_trim(_pad: usize) -> bool {
+    false
+}
+
+/// What the shim does with each backend, as method calls on [`Backend`]: a facade
+/// over its [`Descriptor`], whose fields document each call.
+pub trait BackendExt {
+    fn version(self) -> &'static CStr;
+    fn ops(self) -> &'static Ops;
+    /// # Safety
+    /// As [`Descriptor::start`]: from the selecting thread, before the choice is published.
+    unsafe fn start(self, env: &Env, preset: Preset) -> Result<(), Refusal>;
+    /// # Safety
+    /// Once, at exit, for the chosen backend only.
+    unsafe fn at_exit(self);
+    /// # Safety
+    /// For the chosen backend only.
+    unsafe fn trim(self, pad: usize) -> bool;
+    /// # Safety
+    /// For the chosen backend only.
     unsafe fn print_stats(self);
-    /// (allocated, resident) bytes as the backend itself counts them, where it does.
+    /// # Safety
+    /// For the chosen backend only.
     unsafe fn usage(self) -> Usage;
 }
 
 impl BackendExt for Backend {
+    #[inline(always)]
     fn version(self) -> &'static CStr {
-        match self {
-            Backend::Jemalloc => jemalloc::version(),
-            Backend::Mimalloc => mimalloc::version(),
-            Backend::Snmalloc => snmalloc::version(),
-            Backend::System => system::version(),
-        }
+        (descriptor(self).version)()
     }
+    #[inline(always)]
     fn ops(self) -> &'static Ops {
-        match self {
-            Backend::Jemalloc => &jemalloc::OPS,
-            Backend::Mimalloc => &mimalloc::OPS,
-            Backend::Snmalloc => &snmalloc::OPS,
-            Backend::System => &system::OPS,
-        }
+        &descriptor(self).ops
     }
-    unsafe fn start(self, env: &crate::env::Env, preset: Preset) -> Result<(), Refusal> {
-        match self {
-            Backend::Jemalloc => jemalloc::start(env, preset),
-            Backend::Mimalloc => mimalloc::start(preset),
-            Backend::Snmalloc => snmalloc::start(), // no run-time options: nothing to preset
-            Backend::System => system::start(env, preset),
-        }
+    unsafe fn start(self, env: &Env, preset: Preset) -> Result<(), Refusal> {
+        // SAFETY: our caller's contract is the field's.
+        unsafe { (descriptor(self).start)(env, preset) }
     }
     unsafe fn at_exit(self) {
-        if self == Backend::Mimalloc {
-            mimalloc::at_exit()
-        }
+        // SAFETY: our caller's contract is the field's.
+        unsafe { (descriptor(self).at_exit)() }
     }
     unsafe fn trim(self, pad: usize) -> bool {
-        match self {
-            Backend::Jemalloc => jemalloc::trim(),
-            Backend::Mimalloc => mimalloc::trim(),
-            Backend::Snmalloc => false,
-            Backend::System => system::trim(pad),
-        }
+        // SAFETY: our caller's contract is the field's.
+        unsafe { (descriptor(self).trim)(pad) }
     }
     unsafe fn print_stats(self) {
-        match self {
-            Backend::Jemalloc => jemalloc::print_stats(),
-            Backend::Mimalloc => mimalloc::print_stats(),
-            Backend::Snmalloc => snmalloc::print_stats(),
-            Backend::System => system::print_stats(),
-        }
+        // SAFETY: our caller's contract is the field's.
+        unsafe { (descriptor(self).print_stats)() }
     }
     unsafe fn usage(self) -> Usage {
-        match self {
-            Backend::Jemalloc => jemalloc::usage(),
-            Backend::Mimalloc => mimalloc::usage(),
-            Backend::Snmalloc => snmalloc::usage(),
-            Backend::System => system::usage(),
-        }
+        // SAFETY: our caller's contract is the field's.
+        unsafe { (descriptor(self).usage)() }
     }
-}
-
-#[derive(Default, Clone, Copy)]
-pub struct Usage {
-    pub allocated: Option<usize>,
-    pub resident: Option<usize>,
 }
 
 /// Why a chosen backend could not start; written into the warning line.

@@ -7,26 +7,38 @@
 //! * address space: at first use it reserves its page map for the whole address space
 //!   (about 256 GiB of virtual memory). Under a lower RLIMIT_AS it would abort the
 //!   process, so `start` refuses it instead and the process runs on `system`.
-// Until the crate root says it for the whole library.
-#![deny(unsafe_op_in_unsafe_fn)]
 use core::ffi::{c_void, CStr};
 
+use allocshim_backends::snmalloc;
 use snmalloc_sys as sn;
 
-use super::{Ops, Refusal, Usage};
+use super::{Backend, Descriptor, Ops, Refusal, Usage};
+use crate::env::Env;
+use allocshim_select::line::{warn, Line};
+use allocshim_select::preset::Preset;
 
 extern "C" {
     // In the libc-api build but not declared by snmalloc-sys.
     fn sn_memalign(align: usize, size: usize) -> *mut c_void;
 }
 
-pub static OPS: Ops = Ops {
-    malloc: sn::sn_malloc,
-    calloc: sn::sn_calloc,
-    realloc: sn::sn_realloc,
-    free: sn::sn_free,
-    memalign,
-    usable_size,
+pub static DESCRIPTOR: Descriptor = Descriptor {
+    backend: Backend::Snmalloc,
+    version,
+    ops: Ops {
+        malloc: sn::sn_malloc,
+        calloc: sn::sn_calloc,
+        realloc: sn::sn_realloc,
+        free: sn::sn_free,
+        memalign,
+        usable_size,
+    },
+    start,
+    at_exit: super::nothing,
+    // snmalloc returns memory to the OS by itself and has no call to ask it to.
+    trim: super::cannot_trim,
+    print_stats,
+    usage,
 };
 
 // sn_memalign(align, 0) ignores the alignment (its rounding of the size to the
@@ -52,8 +64,9 @@ unsafe extern "C" fn usable_size(p: *mut c_void) -> usize {
 pub const RESERVE: usize = 260 << 30;
 
 /// Starts snmalloc, unless the address-space limit is too low for it. Called by the
-/// selection only, and only for snmalloc: this reserves its page map.
-pub fn start() -> Result<(), Refusal> {
+/// selection only, and only for snmalloc: this reserves its page map. snmalloc has
+/// no run-time options: nothing to preset.
+fn start(_env: &Env, _preset: Preset) -> Result<(), Refusal> {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit only writes the `rlimit` it is given, a live local.
     if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } == 0
@@ -74,30 +87,20 @@ pub fn start() -> Result<(), Refusal> {
     Ok(())
 }
 
-pub fn version() -> &'static CStr {
-    const V: &str = concat!(env!("ALLOCSHIM_SNMALLOC_VERSION"), "\0");
-    CStr::from_bytes_with_nul(V.as_bytes()).unwrap_or(c"?")
+fn version() -> &'static CStr {
+    snmalloc::VERSION
 }
 
-/// snmalloc's own figures: (current, peak) bytes of memory it holds from the OS.
-fn statistics() -> (usize, usize) {
-    let (mut current, mut peak) = (0usize, 0usize);
-    // SAFETY: sn_rust_statistics writes one `size_t` through each pointer, both live
-    // locals of that type; it reads two global counters and starts nothing.
-    unsafe { sn::sn_rust_statistics(&mut current, &mut peak) };
-    (current, peak)
-}
-
-pub fn print_stats() {
+fn print_stats() {
     // Both figures from the one call: `usage` has no peak to give.
-    let (current, peak) = statistics();
-    let mut l = crate::report::Line::new();
-    l.str("snmalloc: current ").size(current as u64);
-    l.str(", peak ").size(peak as u64);
+    let (current, peak) = snmalloc::statistics();
+    let mut l = Line::new();
+    l.str("snmalloc: resident ").size(current as u64);
+    l.str(", peak resident ").size(peak as u64);
     l.str(" (snmalloc has no detailed statistics report)");
-    crate::report::warn(&l);
+    warn(&l);
 }
 
-pub fn usage() -> Usage {
-    Usage { allocated: Some(statistics().0), resident: None }
+fn usage() -> Usage {
+    snmalloc::usage()
 }

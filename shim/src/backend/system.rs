@@ -2,10 +2,14 @@
 //! (which the shim deliberately does not export, so these always bind to glibc).
 //! The few functions glibc has no `__libc_` name for are looked up once, lazily,
 //! with `dlsym(RTLD_NEXT)`.
-use core::ffi::{c_char, c_int, c_void, CStr};
+use core::ffi::{c_int, c_void, CStr};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use super::{Ops, Usage};
+use allocshim_backends::system;
+
+use super::{Backend, Descriptor, Ops, Refusal, Usage};
+use crate::env::Env;
+use allocshim_select::preset::Preset;
 
 extern "C" {
     fn __libc_malloc(size: usize) -> *mut c_void;
@@ -13,16 +17,24 @@ extern "C" {
     fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void;
     fn __libc_free(p: *mut c_void);
     fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
-    fn gnu_get_libc_version() -> *const c_char;
 }
 
-pub static OPS: Ops = Ops {
-    malloc: __libc_malloc,
-    calloc: __libc_calloc,
-    realloc: __libc_realloc,
-    free: __libc_free,
-    memalign: __libc_memalign,
-    usable_size,
+pub static DESCRIPTOR: Descriptor = Descriptor {
+    backend: Backend::System,
+    version,
+    ops: Ops {
+        malloc: __libc_malloc,
+        calloc: __libc_calloc,
+        realloc: __libc_realloc,
+        free: __libc_free,
+        memalign: __libc_memalign,
+        usable_size,
+    },
+    start,
+    at_exit: super::nothing,
+    trim,
+    print_stats,
+    usage,
 };
 
 /// glibc needs no start; a preset's options are set now, at load time, before the
@@ -30,20 +42,23 @@ pub static OPS: Ops = Ops {
 ///
 /// # Safety
 /// From the selecting thread, before the choice is published.
-pub unsafe fn start(env: &crate::env::Env, preset: allocshim_select::preset::Preset) -> Result<(), super::Refusal> {
-    crate::preset::glibc_apply(env, preset);
+unsafe fn start(env: &Env, preset: Preset) -> Result<(), Refusal> {
+    // SAFETY: we are the selecting thread (our contract), as glibc_apply asks.
+    unsafe { crate::preset::glibc_apply(env, preset) };
     Ok(())
 }
 
-pub fn version() -> &'static CStr {
-    unsafe { CStr::from_ptr(gnu_get_libc_version()) }
+fn version() -> &'static CStr {
+    system::version()
 }
 
-/// glibc's definition of `name`, the one our own export of the same name shadows.
-unsafe fn next(cache: &AtomicPtr<c_void>, name: &CStr) -> *mut c_void {
+/// glibc's definition of `name`, the one our own export of the same name shadows,
+/// or NULL; cached in `cache`.
+fn next(cache: &AtomicPtr<c_void>, name: &CStr) -> *mut c_void {
     let mut f = cache.load(Ordering::Relaxed);
     if f.is_null() {
-        f = libc::dlsym(libc::RTLD_NEXT, name.as_ptr());
+        // SAFETY: a lookup of a NUL-terminated name; dlsym keeps no pointer to it.
+        f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
         cache.store(f, Ordering::Relaxed);
     }
     f
@@ -54,52 +69,60 @@ static TRIM: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 static STATS: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 static MALLINFO2: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 
-pub unsafe extern "C" fn usable_size(p: *mut c_void) -> usize {
+/// # Safety
+/// `p` a live block of glibc's malloc (`Ops::usable_size`).
+unsafe extern "C" fn usable_size(p: *mut c_void) -> usize {
     let f = next(&USABLE_SIZE, c"malloc_usable_size");
     if f.is_null() {
         return 0;
     }
-    let f: unsafe extern "C" fn(*mut c_void) -> usize = core::mem::transmute(f);
-    f(p)
+    // SAFETY: glibc's malloc_usable_size has this type, and `p` is a live glibc block
+    // (our contract).
+    unsafe {
+        let f: unsafe extern "C" fn(*mut c_void) -> usize = core::mem::transmute(f);
+        f(p)
+    }
 }
 
-pub unsafe fn trim(pad: usize) -> bool {
+/// # Safety
+/// For glibc's malloc (always started).
+unsafe fn trim(pad: usize) -> bool {
     let f = next(&TRIM, c"malloc_trim");
     if f.is_null() {
         return false;
     }
-    let f: unsafe extern "C" fn(usize) -> c_int = core::mem::transmute(f);
-    f(pad) != 0
-}
-
-pub unsafe fn print_stats() {
-    let f = next(&STATS, c"malloc_stats");
-    if !f.is_null() {
-        let f: unsafe extern "C" fn() = core::mem::transmute(f);
-        f()
+    // SAFETY: glibc's malloc_trim has this type and takes any pad.
+    unsafe {
+        let f: unsafe extern "C" fn(usize) -> c_int = core::mem::transmute(f);
+        f(pad) != 0
     }
 }
 
-#[repr(C)]
-struct Mallinfo2 {
-    arena: usize,
-    ordblks: usize,
-    smblks: usize,
-    hblks: usize,
-    hblkhd: usize,
-    usmblks: usize,
-    fsmblks: usize,
-    uordblks: usize,
-    fordblks: usize,
-    keepcost: usize,
+/// # Safety
+/// For glibc's malloc (always started).
+unsafe fn print_stats() {
+    let f = next(&STATS, c"malloc_stats");
+    if !f.is_null() {
+        // SAFETY: glibc's malloc_stats has this type and takes nothing.
+        unsafe {
+            let f: unsafe extern "C" fn() = core::mem::transmute(f);
+            f()
+        }
+    }
 }
 
-pub unsafe fn usage() -> Usage {
+/// # Safety
+/// For glibc's malloc (always started).
+unsafe fn usage() -> Usage {
     let f = next(&MALLINFO2, c"mallinfo2");
     if f.is_null() {
         return Usage::default();
     }
-    let f: unsafe extern "C" fn() -> Mallinfo2 = core::mem::transmute(f);
-    let m = f();
-    Usage { allocated: Some(m.uordblks + m.hblkhd), resident: Some(m.arena + m.hblkhd) }
+    // SAFETY: glibc's mallinfo2 (2.33+) has this type: it takes nothing and returns
+    // `struct mallinfo2` (libc's declaration of it) by value.
+    let m = unsafe {
+        let f: unsafe extern "C" fn() -> libc::mallinfo2 = core::mem::transmute(f);
+        f()
+    };
+    system::usage(&m)
 }
