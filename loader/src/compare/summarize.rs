@@ -189,11 +189,8 @@ fn mark(r: Ratio) -> &'static str {
     }
 }
 
-/// A workload's name with its time and peak RSS ratios, one per pair (None: missing).
-type ChartRow<'a> = (&'a str, Vec<Option<f64>>, Vec<Option<f64>>);
-
 fn chart(workloads: &[Workload], pairs: &[Pair], metric: Option<&str>) -> String {
-    let rows: Vec<ChartRow> = workloads
+    let rows: Vec<super::svg::ChartRow> = workloads
         .iter()
         .map(|w| {
             let time = pairs.iter().map(|p| time_cell(&w.comparison, p, metric).map(|(c, _)| c.ratio.value)).collect();

@@ -79,7 +79,10 @@ pub fn render(c: &Comparison) -> String {
 
 /// Ratios per workload (rows) and pair of variants (one colour each), for time and
 /// for peak RSS: bars grow from the 1.0 line, so "costs nothing" reads as no bar.
-pub fn ratio_chart(title: &str, pairs: &[String], rows: &[(&str, Vec<Option<f64>>, Vec<Option<f64>>)]) -> String {
+/// A workload's name with its time and peak RSS ratios, one per pair (None: missing).
+pub type ChartRow<'a> = (&'a str, Vec<Option<f64>>, Vec<Option<f64>>);
+
+pub fn ratio_chart(title: &str, pairs: &[String], rows: &[ChartRow]) -> String {
     const BAR: f64 = 13.0;
     let group = BAR * pairs.len() as f64 + 10.0;
     let legend_h = 18.0 * pairs.len() as f64;
