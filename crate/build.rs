@@ -4,8 +4,10 @@ use std::env;
 
 fn main() {
     if env::var_os("CARGO_FEATURE_MIMALLOC").is_some() && env::var_os("CARGO_FEATURE_MIMALLOC3").is_some() {
-        panic!("allocshim: features `mimalloc` (2.x, default) and `mimalloc3` exclude each other; \
-                for 3.x use default-features = false, features = [\"mimalloc3\", \"jemalloc\", \"snmalloc\"]");
+        panic!(
+            "allocshim: features `mimalloc` (2.x, default) and `mimalloc3` exclude each other; \
+                for 3.x use default-features = false, features = [\"mimalloc3\", \"jemalloc\", \"snmalloc\"]"
+        );
     }
     // One cfg for "some mimalloc line is compiled in".
     println!("cargo:rustc-check-cfg=cfg(has_mimalloc)");

@@ -14,8 +14,10 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
 
     if env::var_os("CARGO_FEATURE_MIMALLOC2").is_some() == env::var_os("CARGO_FEATURE_MIMALLOC3").is_some() {
-        panic!("allocshim: enable exactly one of the features `mimalloc2` (default) and `mimalloc3` \
-                (for 3.x: --no-default-features --features mimalloc3)");
+        panic!(
+            "allocshim: enable exactly one of the features `mimalloc2` (default) and `mimalloc3` \
+                (for 3.x: --no-default-features --features mimalloc3)"
+        );
     }
 
     println!("cargo:rerun-if-changed=src/glue.c");

@@ -87,7 +87,10 @@ fn exports_are_unversioned() {
     let dynsym = tool("objdump", &["-T"]);
     let text: Vec<&str> = dynsym.lines().filter(|l| l.contains(" .text")).collect();
     for name in EXPORTS {
-        assert!(text.iter().any(|l| l.split_whitespace().last() == Some(name)), "{name} not among the .text symbols of objdump -T:\n{dynsym}");
+        assert!(
+            text.iter().any(|l| l.split_whitespace().last() == Some(name)),
+            "{name} not among the .text symbols of objdump -T:\n{dynsym}"
+        );
     }
     for line in text {
         assert!(line.contains("Base"), "versioned export: {line}");
@@ -113,9 +116,7 @@ fn loads_on_glibc_2_35_without_a_cpp_runtime() {
     assert!(needed.iter().any(|l| l.contains("[libc.so.6]")), "no NEEDED libc.so.6 in readelf -d:\n{dynamic}");
     for line in &needed {
         assert!(
-            ["libc.so.6", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "libgcc_s.so.1"]
-                .iter()
-                .any(|ok| line.contains(ok)),
+            ["libc.so.6", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "libgcc_s.so.1"].iter().any(|ok| line.contains(ok)),
             "unexpected dependency: {line}"
         );
     }
@@ -127,7 +128,12 @@ fn no_dynamic_tls_or_plt_calls_into_backends_on_the_hot_path() {
     let isa = isa();
     let nm = tool("nm", &["-D", "-S", "--defined-only"]);
     for name in ["malloc", "free", "calloc", "realloc"] {
-        let fields: Vec<&str> = nm.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|f| f.len() == 4 && f[3] == name).unwrap_or_else(|| panic!("{name} not in nm -D -S")).to_vec();
+        let fields: Vec<&str> = nm
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.len() == 4 && f[3] == name)
+            .unwrap_or_else(|| panic!("{name} not in nm -D -S"))
+            .to_vec();
         let start = u64::from_str_radix(fields[0], 16).unwrap();
         let size = u64::from_str_radix(fields[1], 16).unwrap();
         let asm = tool(
@@ -139,7 +145,9 @@ fn no_dynamic_tls_or_plt_calls_into_backends_on_the_hot_path() {
         assert!(asm.lines().any(|l| l.starts_with(&format!("{start:016x} <"))), "{name}: not disassembled:\n{asm}");
         let instructions: Vec<&str> = asm
             .lines()
-            .filter(|l| l.trim_start().split_once(":\t").is_some_and(|(addr, _)| !addr.is_empty() && addr.chars().all(|c| c.is_ascii_hexdigit())))
+            .filter(|l| {
+                l.trim_start().split_once(":\t").is_some_and(|(addr, _)| !addr.is_empty() && addr.chars().all(|c| c.is_ascii_hexdigit()))
+            })
             .collect();
         assert!(!instructions.is_empty(), "{name}: no instructions found:\n{asm}");
         assert!(!asm.contains("__tls_get_addr"), "{name}: dynamic TLS on the hot path:\n{asm}");

@@ -84,7 +84,8 @@ fn set_var(app: &App, name: &str, value: Option<&str>) {
 fn app(name: &str, vars: &[(&str, &str)]) -> App {
     let app = fresh_app(name);
     let d = dist();
-    let mut all = vec![("ALLOCSHIM_DIST_URL", format!("file://{}", d.dir.display())), ("ALLOCSHIM_ARTIFACTS", d.artifacts.display().to_string())];
+    let mut all =
+        vec![("ALLOCSHIM_DIST_URL", format!("file://{}", d.dir.display())), ("ALLOCSHIM_ARTIFACTS", d.artifacts.display().to_string())];
     all.retain(|(k, _)| !vars.iter().any(|(v, _)| v == k));
     all.extend(vars.iter().map(|(k, v)| (*k, v.to_string())));
     for (k, v) in all {
@@ -179,7 +180,15 @@ fn compile_installs_the_library_the_wrappers_and_the_profile_script() {
     assert!(stdout.starts_with("-----> allocshim\n"), "{stdout}");
     assert!(stdout.contains(&format!("       checksum verified (sha256 {})", dist().sha256)), "{stdout}");
     assert!(stdout.contains("mimalloc 2.3.2, jemalloc 5.3.1, snmalloc 0.7.6"), "{stdout}");
-    for f in ["lib/liballocshim.so", "bin/allocshim", "bin/allocshim.sh", "bin/jemalloc.sh", "bin/mimalloc.sh", "bin/snmalloc.sh", "manifest.txt"] {
+    for f in [
+        "lib/liballocshim.so",
+        "bin/allocshim",
+        "bin/allocshim.sh",
+        "bin/jemalloc.sh",
+        "bin/mimalloc.sh",
+        "bin/snmalloc.sh",
+        "manifest.txt",
+    ] {
         assert!(app.build.join("vendor/allocshim").join(f).is_file(), "{f} missing");
     }
     assert!(app.build.join(".profile.d/allocshim.sh").is_file());
@@ -219,7 +228,11 @@ fn dynos_run_the_backend_the_config_vars_ask_for() {
     assert!(text(&out.stdout).contains("backend=system\narenas=2\n"), "{}{}", text(&out.stdout), text(&out.stderr));
     let out = dyno(&app, &[("ALLOCSHIM_PRESET", "default")], &format!("exec {arenas} 8"));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("backend=none\n") && !stdout.contains("arenas=2\n") && !stdout.contains("arenas=1\n"), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("backend=none\n") && !stdout.contains("arenas=2\n") && !stdout.contains("arenas=1\n"),
+        "{stdout}{}",
+        text(&out.stderr)
+    );
     // Two enabled: the library's precedence, with its warning.
     let out = dyno(&app, &[("MIMALLOC_ENABLED", "true"), ("SNMALLOC_ENABLED", "true")], &format!("exec {fp}"));
     assert_eq!(served(&out), "mimalloc");
@@ -247,7 +260,11 @@ fn an_existing_ld_preload_is_kept_and_sourcing_twice_changes_nothing() {
     std::fs::copy(&lib, &older).unwrap();
     let want = format!("preload=[{}:{}]", lib.display(), other.display());
     for existing in [format!("{}:{}", other.display(), lib.display()), format!(" {} {}  ", older.display(), other.display())] {
-        let out = dyno(&app, &[("MIMALLOC_ENABLED", "1"), ("LD_PRELOAD", &existing)], &format!("echo \"preload=[$LD_PRELOAD]\"; exec {}", fingerprint()));
+        let out = dyno(
+            &app,
+            &[("MIMALLOC_ENABLED", "1"), ("LD_PRELOAD", &existing)],
+            &format!("echo \"preload=[$LD_PRELOAD]\"; exec {}", fingerprint()),
+        );
         assert!(text(&out.stdout).contains(&want), "LD_PRELOAD={existing:?}: {}", text(&out.stdout));
         assert_eq!(served(&out), "mimalloc", "LD_PRELOAD={existing:?}");
     }
@@ -263,7 +280,11 @@ fn wrappers_beat_the_config_vars_and_check_their_arguments() {
     assert_eq!(served(&dyno(&app, &[], &format!("exec allocshim.sh mimalloc {fp}"))), "mimalloc");
     // Exit status passes through the exec.
     assert_eq!(dyno(&app, &[], "exec jemalloc.sh sh -c 'exit 7'").status.code(), Some(7));
-    for (script, words) in [("jemalloc.sh", "usage: jemalloc.sh CMD"), ("allocshim.sh jemalloc", "usage: allocshim.sh BACKEND CMD"), ("allocshim.sh tcmalloc true", "unknown backend 'tcmalloc'")] {
+    for (script, words) in [
+        ("jemalloc.sh", "usage: jemalloc.sh CMD"),
+        ("allocshim.sh jemalloc", "usage: allocshim.sh BACKEND CMD"),
+        ("allocshim.sh tcmalloc true", "unknown backend 'tcmalloc'"),
+    ] {
         let out = dyno(&app, &[], script);
         assert!(!out.status.success(), "{script} succeeded");
         assert!(text(&out.stderr).contains(words), "{script}: {}", text(&out.stderr));
@@ -283,12 +304,20 @@ fn fails(app: &App, words: &str) {
 fn failed_builds_say_why_and_install_nothing() {
     let d = dist();
     let arch = arch();
-    fails(&app("unknown-version", &[("MIMALLOC_VERSION", "9.9.9")]), "MIMALLOC_VERSION=9.9.9 is not available (allocshim can build mimalloc 2.3.2, 3.3.2)");
+    fails(
+        &app("unknown-version", &[("MIMALLOC_VERSION", "9.9.9")]),
+        "MIMALLOC_VERSION=9.9.9 is not available (allocshim can build mimalloc 2.3.2, 3.3.2)",
+    );
     fails(
         &app("unknown-prebuilt", &[("MIMALLOC_VERSION", "9.9.9"), ("ALLOCSHIM_BUILD", "prebuilt")]),
-        &format!("MIMALLOC_VERSION=9.9.9 is not available for {arch} (available: 2.3.2), and ALLOCSHIM_BUILD=prebuilt rules out a source build"),
+        &format!(
+            "MIMALLOC_VERSION=9.9.9 is not available for {arch} (available: 2.3.2), and ALLOCSHIM_BUILD=prebuilt rules out a source build"
+        ),
     );
-    fails(&app("bad-mode", &[("ALLOCSHIM_BUILD", "compile")]), "ALLOCSHIM_BUILD=compile is not a build mode (accepted: auto, prebuilt, source)");
+    fails(
+        &app("bad-mode", &[("ALLOCSHIM_BUILD", "compile")]),
+        "ALLOCSHIM_BUILD=compile is not a build mode (accepted: auto, prebuilt, source)",
+    );
 
     let wrong = d.dir.join("wrong-sum.txt");
     let listed = std::fs::read_to_string(&d.artifacts).unwrap();
@@ -375,7 +404,10 @@ fn path_without_rust() -> String {
 /// The Rust version rust-toolchain.toml pins.
 fn pinned_rust() -> String {
     let pin = std::fs::read_to_string(workspace().join("rust-toolchain.toml")).unwrap();
-    pin.lines().find_map(|l| l.strip_prefix("channel = \"")).map(|v| v.trim_end_matches('"').to_string()).expect("channel in rust-toolchain.toml")
+    pin.lines()
+        .find_map(|l| l.strip_prefix("channel = \""))
+        .map(|v| v.trim_end_matches('"').to_string())
+        .expect("channel in rust-toolchain.toml")
 }
 
 /// A local rustup-init mirror holding a stand-in installer: it records its arguments in
@@ -418,7 +450,11 @@ fn a_fresh_app_builds_from_source_and_the_cache_makes_rebuilds_free() {
     // 1. Nothing set, no artifact listed: built from source with the cargo on PATH.
     let stdout = succeeded(&compile(&app), "first build");
     let first = stdout.lines().next().unwrap_or("");
-    assert_eq!(first, format!("-----> allocshim: building from source (no prebuilt artifact for {HOST} mimalloc 2.3.2 jemalloc 5.3.1 snmalloc 0.7.6)"), "{stdout}");
+    assert_eq!(
+        first,
+        format!("-----> allocshim: building from source (no prebuilt artifact for {HOST} mimalloc 2.3.2 jemalloc 5.3.1 snmalloc 0.7.6)"),
+        "{stdout}"
+    );
     assert!(stdout.contains(&format!("       toolchain: cargo {rust} ")) && stdout.contains("from PATH"), "{stdout}");
     assert!(stdout.contains("       compiled in "), "{stdout}");
     assert!(!stdout.contains("Compiling"), "the compiler's output is shown only on failure:\n{stdout}");
@@ -439,7 +475,10 @@ fn a_fresh_app_builds_from_source_and_the_cache_makes_rebuilds_free() {
     // 3. A pin through the source path: the installed library carries it.
     set_var(&app, "MIMALLOC_VERSION", Some("3.3.2"));
     let stdout = succeeded(&compile(&app), "pinned build");
-    assert!(stdout.contains(&format!("building from source (no prebuilt artifact for {HOST} mimalloc 3.3.2 jemalloc 5.3.1 snmalloc 0.7.6)")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("building from source (no prebuilt artifact for {HOST} mimalloc 3.3.2 jemalloc 5.3.1 snmalloc 0.7.6)")),
+        "{stdout}"
+    );
     let out = dyno(&app, &[("MIMALLOC_ENABLED", "true"), ("ALLOCSHIM_VERBOSE", "1")], &format!("exec {fp}"));
     assert_eq!(served(&out), "mimalloc");
     assert!(text(&out.stderr).contains("allocshim: backend mimalloc 3.3.2 "), "{}", text(&out.stderr));
@@ -460,7 +499,10 @@ fn a_fresh_app_builds_from_source_and_the_cache_makes_rebuilds_free() {
     let mirror = rustup_mirror("good", None);
     set_var(&app, "ALLOCSHIM_RUSTUP_URL", Some(&mirror.display().to_string()));
     let stdout = succeeded(&compile_with_path(&app, &path_without_rust()), "rustup build");
-    assert!(stdout.starts_with(&format!("-----> allocshim: building from source (ALLOCSHIM_BUILD=source: {HOST} mimalloc 2.3.2 ")), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("-----> allocshim: building from source (ALLOCSHIM_BUILD=source: {HOST} mimalloc 2.3.2 ")),
+        "{stdout}"
+    );
     assert!(stdout.contains(&format!("installing Rust {rust} (minimal profile) with rustup-init")), "{stdout}");
     assert!(stdout.contains("rustup-init verified: sha256 ") && stdout.contains("the SHA-256 published beside it ("), "{stdout}");
     let args = text(&std::fs::read(app.cache.join("allocshim/cargo/standin-args")).unwrap());
@@ -474,9 +516,16 @@ fn a_fresh_app_builds_from_source_and_the_cache_makes_rebuilds_free() {
     set_var(&tampered, "ALLOCSHIM_RUSTUP_URL", Some(&rustup_mirror("bad", Some(&"0".repeat(64))).display().to_string()));
     let out = compile_with_path(&tampered, &path_without_rust());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
-    assert!(text(&out.stderr).contains("rustup-init checksum mismatch:") && text(&out.stderr).contains("nothing was installed"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("rustup-init checksum mismatch:") && text(&out.stderr).contains("nothing was installed"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!tampered.build.join("vendor/allocshim").exists() && !tampered.build.join(".profile.d/allocshim.sh").exists());
-    assert!(!tampered.cache.join("allocshim/cargo/bin").exists() && !tampered.cache.join("allocshim/cargo/standin-args").exists(), "the installer ran");
+    assert!(
+        !tampered.cache.join("allocshim/cargo/bin").exists() && !tampered.cache.join("allocshim/cargo/standin-args").exists(),
+        "the installer ran"
+    );
 
     // 7. ALLOCSHIM_BUILD=prebuilt with nothing listed: today's message, no source build.
     let prebuilt = fresh_app("fresh-prebuilt");
@@ -493,7 +542,11 @@ struct Cnb {
 }
 
 fn cnb_arch() -> &'static str {
-    if arch() == "aarch64" { "arm64" } else { "amd64" }
+    if arch() == "aarch64" {
+        "arm64"
+    } else {
+        "amd64"
+    }
 }
 
 fn cnb(name: &str, vars: &[(&str, &str)]) -> Cnb {
@@ -541,7 +594,9 @@ fn check_layer_toml_types(text: &str) {
         }
         let (key, value) = line.split_once(" = ").unwrap_or_else(|| panic!("not a TOML pair: {line}"));
         match section {
-            "[types]" => assert!(["launch", "build", "cache"].contains(&key) && ["true", "false"].contains(&value), "bad [types] entry: {line}"),
+            "[types]" => {
+                assert!(["launch", "build", "cache"].contains(&key) && ["true", "false"].contains(&value), "bad [types] entry: {line}")
+            }
             "[metadata]" => assert!(value.starts_with('"') && value.ends_with('"'), "metadata values are strings: {line}"),
             _ => panic!("top-level key {line}"),
         }
@@ -585,7 +640,8 @@ fn launch(c: &Cnb, vars: &[(&str, &str)], cmd: &str) -> (Vec<(String, String)>, 
     };
     let mut exec_d = Command::new("bash");
     base(&mut exec_d);
-    let out = exec_d.arg("-c").arg(format!("exec 3>{}; exec {}", fd3.display(), layer.join("exec.d/allocshim").display())).output().unwrap();
+    let out =
+        exec_d.arg("-c").arg(format!("exec 3>{}; exec {}", fd3.display(), layer.join("exec.d/allocshim").display())).output().unwrap();
     assert!(out.status.success(), "exec.d failed: {}", text(&out.stderr));
     let set = parse_exec_d(&std::fs::read_to_string(&fd3).unwrap());
     let mut run = Command::new("bash");

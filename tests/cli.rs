@@ -46,10 +46,8 @@ fn run_passes_exit_status_and_signals_through() {
 fn run_prepends_to_ld_preload_and_keeps_what_was_there() {
     let other = c_artifact("libplugin.so");
     c_program("libs"); // builds libplugin.so
-    let out = allocshim(&["run", "--", "sh", "-c", "echo \"$LD_PRELOAD\"; cat /proc/self/maps"])
-        .env("LD_PRELOAD", &other)
-        .success()
-        .unwrap();
+    let out =
+        allocshim(&["run", "--", "sh", "-c", "echo \"$LD_PRELOAD\"; cat /proc/self/maps"]).env("LD_PRELOAD", &other).success().unwrap();
     let first = out.stdout.lines().next().unwrap();
     assert_eq!(first, format!("{}:{}", lib().canonicalize().unwrap().display(), other.display()));
     assert!(out.stdout.contains("liballocshim.so") && out.stdout.contains("libplugin.so"), "both must be mapped");
@@ -176,11 +174,7 @@ fn doctor_on_this_shell_finds_separators_and_conflicts() {
     assert!(out.stdout.contains("contains ';' or ','"), "{}", out.stdout);
     assert!(out.stdout.contains(&format!("LD_PRELOAD=\"{}:/usr/lib/libfoo.so\"", lib.display())), "{}", out.stdout);
 
-    let out = allocshim(&["doctor"])
-        .env("LD_PRELOAD", &lib)
-        .env("JEMALLOC_ENABLED", "true")
-        .env("SNMALLOC_ENABLED", "true")
-        .output();
+    let out = allocshim(&["doctor"]).env("LD_PRELOAD", &lib).env("JEMALLOC_ENABLED", "true").env("SNMALLOC_ENABLED", "true").output();
     assert_eq!(out.status.code(), Some(1), "{}", out.stdout);
     assert!(out.stdout.contains("several allocators enabled; using jemalloc"), "{}", out.stdout);
 
@@ -189,7 +183,11 @@ fn doctor_on_this_shell_finds_separators_and_conflicts() {
     let out = allocshim(&["doctor"]).env("LD_PRELOAD", &lib).env("MIMALLOC_ENABLED", "treu").output();
     assert_eq!(out.status.code(), Some(1), "{}", out.stdout);
     assert!(out.stdout.contains("MIMALLOC_ENABLED=\"treu\""), "{}", out.stdout);
-    assert!(out.stdout.contains("fix: set MIMALLOC_ENABLED to one of true, 1, yes, on (on) or false, 0, no, off (off), or unset it"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("fix: set MIMALLOC_ENABLED to one of true, 1, yes, on (on) or false, 0, no, off (off), or unset it"),
+        "{}",
+        out.stdout
+    );
 
     // Print-only switches: the library never sees them in doctor's probe, the shared
     // rules still judge them.
@@ -289,7 +287,9 @@ fn compare_measures_the_peak_rss_of_the_command_not_of_allocshim() {
     let dir = c_artifact("compare-true");
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("true.json");
-    allocshim(&["compare", "--runs", "3", "--backends", "system", "--variant", "none=", "--json", json.to_str().unwrap(), "--", "true"]).success().unwrap();
+    allocshim(&["compare", "--runs", "3", "--backends", "system", "--variant", "none=", "--json", json.to_str().unwrap(), "--", "true"])
+        .success()
+        .unwrap();
     let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let own = status_kib(std::process::id(), "VmHWM");
     for r in c["rows"].as_array().unwrap() {
@@ -301,7 +301,10 @@ fn compare_measures_the_peak_rss_of_the_command_not_of_allocshim() {
 
 fn status_kib(pid: u32, field: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -312,9 +315,22 @@ fn summarize_puts_several_comparisons_side_by_side_with_a_chart() {
     let mut results = Vec::new();
     for (name, ops) in [("small", "20000"), ("large", "200000")] {
         let json = dir.join(format!("{name}.json"));
-        allocshim(&["compare", "--runs", "2", "--warmup", "0", "--backends", "system,jemalloc", "--json", json.to_str().unwrap(), "--", churn.to_str().unwrap(), ops])
-            .success()
-            .unwrap();
+        allocshim(&[
+            "compare",
+            "--runs",
+            "2",
+            "--warmup",
+            "0",
+            "--backends",
+            "system,jemalloc",
+            "--json",
+            json.to_str().unwrap(),
+            "--",
+            churn.to_str().unwrap(),
+            ops,
+        ])
+        .success()
+        .unwrap();
         results.push(format!("{name}={}", json.display()));
     }
     let svg = dir.join("s.svg");
@@ -322,7 +338,8 @@ fn summarize_puts_several_comparisons_side_by_side_with_a_chart() {
     args.extend(results.iter().map(String::as_str));
     let out = allocshim(&args).success().unwrap();
     for name in ["small (wall)", "large (wall)"] {
-        let row = out.stdout.lines().find(|l| l.starts_with(&format!("| {name} |"))).unwrap_or_else(|| panic!("no row {name}:\n{}", out.stdout));
+        let row =
+            out.stdout.lines().find(|l| l.starts_with(&format!("| {name} |"))).unwrap_or_else(|| panic!("no row {name}:\n{}", out.stdout));
         assert!(row.contains(" ms)"), "{row}");
     }
     assert!(out.stdout.contains("| jemalloc / system |"), "{}", out.stdout);
@@ -341,7 +358,20 @@ fn summarize_puts_several_comparisons_side_by_side_with_a_chart() {
 
 #[test]
 fn compare_reports_a_failing_variant_instead_of_averaging_it() {
-    let out = allocshim(&["compare", "--runs", "2", "--warmup", "0", "--backends", "system,mimalloc", "--", "sh", "-c", "echo boom >&2; test \"$ALLOCSHIM_BACKEND\" != mimalloc"]).output();
+    let out = allocshim(&[
+        "compare",
+        "--runs",
+        "2",
+        "--warmup",
+        "0",
+        "--backends",
+        "system,mimalloc",
+        "--",
+        "sh",
+        "-c",
+        "echo boom >&2; test \"$ALLOCSHIM_BACKEND\" != mimalloc",
+    ])
+    .output();
     assert_eq!(out.status.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
     let row = out.stdout.lines().find(|l| l.starts_with("| mimalloc |")).expect("mimalloc row");
     assert!(row.contains("FAILED: 2 of 2 runs, exit status 1") && row.contains("boom"), "{row}");
@@ -359,11 +389,19 @@ fn compare_shows_progress_on_a_terminal() {
 
 #[test]
 fn bad_input_is_refused_clearly() {
-    refused(&allocshim(&["run", "--backend", "tcmalloc", "--", "true"]).output(), 2, "unknown backend 'tcmalloc'; this library has: jemalloc, mimalloc, snmalloc, system");
+    refused(
+        &allocshim(&["run", "--backend", "tcmalloc", "--", "true"]).output(),
+        2,
+        "unknown backend 'tcmalloc'; this library has: jemalloc, mimalloc, snmalloc, system",
+    );
     refused(&allocshim(&["compare", "--backends", "system,tcmalloc", "--", "true"]).output(), 2, "unknown backend 'tcmalloc'");
     refused(&allocshim(&["run"]).output(), 2, "<CMD>");
     refused(&allocshim(&["compare", "--runs", "0", "--", "true"]).output(), 2, "invalid value '0' for '--runs <RUNS>'");
     refused(&allocshim(&["compare", "--", "no-such-command-xyz"]).output(), 2, "command not found: no-such-command-xyz");
     refused(&allocshim(&["doctor", "999999999"]).output(), 2, "no process with PID 999999999");
-    refused(&allocshim(&["info"]).env("ALLOCSHIM_LIB", "/nope/liballocshim.so").output(), 2, "ALLOCSHIM_LIB=/nope/liballocshim.so is not a file");
+    refused(
+        &allocshim(&["info"]).env("ALLOCSHIM_LIB", "/nope/liballocshim.so").output(),
+        2,
+        "ALLOCSHIM_LIB=/nope/liballocshim.so is not a file",
+    );
 }

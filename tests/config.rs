@@ -63,8 +63,7 @@ fn selection_rules() {
     for (vars, expect, warning) in CASES {
         let (active, reason, stderr) = choose(vars);
         let warned = stderr.lines().filter(|l| l.starts_with("allocshim:")).count();
-        let ok = active == *expect
-            && if warning.is_empty() { warned == 0 } else { stderr.contains(warning) && warned == 1 };
+        let ok = active == *expect && if warning.is_empty() { warned == 0 } else { stderr.contains(warning) && warned == 1 };
         if !ok {
             failures.push(format!("{vars:?}: got {active} ({reason}), stderr {stderr:?}; want {expect}, warning {warning:?}"));
         }
@@ -96,7 +95,11 @@ fn verbose_prints_backend_version_and_reason_once() {
         let ok = lines.len() == 1
             && lines[0].starts_with(&format!("allocshim: backend {backend} "))
             && (backend == "system" || lines[0].ends_with(&format!("({}_ENABLED=true)", backend.to_uppercase())));
-        if ok { Ok(()) } else { Err(format!("[{backend}] {:?}", out.stderr)) }
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("[{backend}] {:?}", out.stderr))
+        }
     });
 }
 
@@ -128,7 +131,11 @@ fn stats_at_exit() {
     each_backend(|backend| {
         let out = run("/bin/true", &[] as &[&str]).backend(backend).env("ALLOCSHIM_STATS", "1").success()?;
         let want = format!("allocshim: stats: backend {backend}, peak RSS ");
-        if out.stderr.lines().any(|l| l.starts_with(&want)) { Ok(()) } else { Err(format!("[{backend}] {:?}", out.stderr)) }
+        if out.stderr.lines().any(|l| l.starts_with(&want)) {
+            Ok(())
+        } else {
+            Err(format!("[{backend}] {:?}", out.stderr))
+        }
     });
 }
 
@@ -169,20 +176,12 @@ fn malloc_conf_reaches_jemalloc_only() {
     let out = run("/bin/true", &[] as &[&str]).backend("jemalloc").env("MALLOC_CONF", conf).success().unwrap();
     assert!(out.stderr.contains("___ Begin jemalloc statistics ___"), "{}", out.stderr);
     assert!(out.stderr.contains("opt.narenas: 2"), "{}", out.stderr);
-    let out = run("/bin/true", &[] as &[&str])
-        .backend("jemalloc")
-        .env("_RJEM_MALLOC_CONF", "stats_print:true")
-        .success()
-        .unwrap();
+    let out = run("/bin/true", &[] as &[&str]).backend("jemalloc").env("_RJEM_MALLOC_CONF", "stats_print:true").success().unwrap();
     assert!(out.stderr.contains("___ Begin jemalloc statistics ___"), "_RJEM_MALLOC_CONF: {}", out.stderr);
     for backend in ["system", "mimalloc", "snmalloc"] {
         let out = run("/bin/true", &[] as &[&str]).backend(backend).env("MALLOC_CONF", conf).success().unwrap();
         assert!(!out.stderr.contains("jemalloc"), "[{backend}] jemalloc woke up: {}", out.stderr);
-        let out = run("/bin/true", &[] as &[&str])
-            .backend(backend)
-            .env("_RJEM_MALLOC_CONF", "stats_print:true")
-            .success()
-            .unwrap();
+        let out = run("/bin/true", &[] as &[&str]).backend(backend).env("_RJEM_MALLOC_CONF", "stats_print:true").success().unwrap();
         assert!(!out.stderr.contains("jemalloc"), "[{backend}] jemalloc woke up: {}", out.stderr);
     }
 }
@@ -240,11 +239,7 @@ fn secure_mode_ignores_configuration() {
     std::fs::copy(c_program("fingerprint"), &exe).unwrap();
     let chown = std::process::Command::new("chown").arg("nobody").arg(&exe).status().unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o4755)).unwrap();
-    let out = run(&exe, &[] as &[&str])
-        .env("LD_PRELOAD", &name)
-        .env("JEMALLOC_ENABLED", "true")
-        .env("ALLOCSHIM_VERBOSE", "1")
-        .output();
+    let out = run(&exe, &[] as &[&str]).env("LD_PRELOAD", &name).env("JEMALLOC_ENABLED", "true").env("ALLOCSHIM_VERBOSE", "1").output();
     let _ = std::fs::remove_file(&installed);
     assert!(chown.success());
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);

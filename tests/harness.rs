@@ -35,23 +35,15 @@ pub fn workspace() -> PathBuf {
 
 /// The library under test: $ALLOCSHIM_LIB, or the release build in this workspace.
 pub fn lib() -> PathBuf {
-    let path = std::env::var_os("ALLOCSHIM_LIB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/release/liballocshim.so"));
-    assert!(
-        path.is_file(),
-        "{} does not exist: build it first with `cargo build --release` (or run scripts/test)",
-        path.display()
-    );
+    let path = std::env::var_os("ALLOCSHIM_LIB").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/release/liballocshim.so"));
+    assert!(path.is_file(), "{} does not exist: build it first with `cargo build --release` (or run scripts/test)", path.display());
     path
 }
 
 /// The `allocshim` command under test: $ALLOCSHIM_CLI, or the debug build in this
 /// workspace (scripts/test builds it).
 pub fn cli() -> PathBuf {
-    let path = std::env::var_os("ALLOCSHIM_CLI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/debug/allocshim"));
+    let path = std::env::var_os("ALLOCSHIM_CLI").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/debug/allocshim"));
     assert!(path.is_file(), "{} does not exist: build it with `cargo build -p allocshim-loader` (or run scripts/test)", path.display());
     path
 }
@@ -80,7 +72,11 @@ pub fn target_arch() -> String {
 /// How much longer programs may take: under qemu-user (another architecture) the
 /// stress and fork programs run 3-10 times slower than natively; a hang still fails.
 fn emulation_slowdown() -> u32 {
-    if target_arch() == std::env::consts::ARCH { 1 } else { 5 }
+    if target_arch() == std::env::consts::ARCH {
+        1
+    } else {
+        5
+    }
 }
 
 /// The C compiler for tests/c: `cc`, or Debian's cross compiler for another architecture.
@@ -234,13 +230,7 @@ impl Run {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        Output {
-            status,
-            stdout: t_out.join().unwrap(),
-            stderr: t_err.join().unwrap(),
-            label: self.label,
-            timed_out,
-        }
+        Output { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap(), label: self.label, timed_out }
     }
 
     /// Runs and requires exit status 0 within the timeout.
@@ -250,10 +240,7 @@ impl Run {
             return Err(format!("{}: hung (killed after the timeout)\n{}", out.label, out.stderr));
         }
         if !out.status.success() {
-            return Err(format!(
-                "{}: {}\n--- stdout\n{}\n--- stderr\n{}",
-                out.label, out.status, out.stdout, out.stderr
-            ));
+            return Err(format!("{}: {}\n--- stdout\n{}\n--- stderr\n{}", out.label, out.status, out.stdout, out.stderr));
         }
         Ok(out)
     }
@@ -290,12 +277,7 @@ pub fn each_backend(check: impl Fn(&str) -> Result<(), String>) {
 /// Which allocator served the memory, judged from the fingerprint program's evidence
 /// (size classes and the brk heap), never from the environment.
 pub fn identify(fp: &Output) -> String {
-    let usable: Vec<usize> = fp
-        .field("usable")
-        .unwrap_or("")
-        .split(',')
-        .filter_map(|v| v.parse().ok())
-        .collect();
+    let usable: Vec<usize> = fp.field("usable").unwrap_or("").split(',').filter_map(|v| v.parse().ok()).collect();
     let brk = fp.field("brk_heap") == Some("1");
     match usable.as_slice() {
         [24, _, _, _] if brk => "system".into(),

@@ -9,11 +9,16 @@ const PRESET: &str = "ALLOCSHIM_PRESET";
 
 /// The library's `allocshim: preset NAME: OPTIONS` line (ALLOCSHIM_VERBOSE).
 fn reported(out: &Output) -> String {
-    out.stderr.lines().find_map(|l| l.strip_prefix("allocshim: preset ")).unwrap_or_else(|| panic!("{}: no preset line in {:?}", out.label, out.stderr)).to_string()
+    out.stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("allocshim: preset "))
+        .unwrap_or_else(|| panic!("{}: no preset line in {:?}", out.label, out.stderr))
+        .to_string()
 }
 
 fn jemalloc_stats(vars: &[(&str, &str)]) -> Output {
-    let mut r = run("/bin/true", &[] as &[&str]).backend("jemalloc").env("ALLOCSHIM_VERBOSE", "1").env("_RJEM_MALLOC_CONF", "stats_print:true");
+    let mut r =
+        run("/bin/true", &[] as &[&str]).backend("jemalloc").env("ALLOCSHIM_VERBOSE", "1").env("_RJEM_MALLOC_CONF", "stats_print:true");
     for (k, v) in vars {
         r = r.env(k, v);
     }
@@ -88,13 +93,19 @@ fn glibc_arena_count_follows_the_preset_unless_the_user_set_it() {
     // A backend that is not glibc leaves glibc's arenas alone (its malloc is not used).
     assert_eq!(arenas(&[(PRESET, "low-memory"), ("JEMALLOC_ENABLED", "true")]).0, "jemalloc");
 
-    let out = run("/bin/true", &[] as &[&str]).env(PRESET, "low-memory").env("MALLOC_ARENA_MAX", "3").env("ALLOCSHIM_VERBOSE", "1").success().unwrap();
+    let out = run("/bin/true", &[] as &[&str])
+        .env(PRESET, "low-memory")
+        .env("MALLOC_ARENA_MAX", "3")
+        .env("ALLOCSHIM_VERBOSE", "1")
+        .success()
+        .unwrap();
     assert_eq!(reported(&out), "low-memory: arena_max=3 (MALLOC_ARENA_MAX)");
 }
 
 #[test]
 fn snmalloc_has_nothing_to_tune_and_says_so() {
-    let out = run("/bin/true", &[] as &[&str]).backend("snmalloc").env(PRESET, "low-memory").env("ALLOCSHIM_VERBOSE", "1").success().unwrap();
+    let out =
+        run("/bin/true", &[] as &[&str]).backend("snmalloc").env(PRESET, "low-memory").env("ALLOCSHIM_VERBOSE", "1").success().unwrap();
     assert_eq!(reported(&out), "low-memory: none (snmalloc has no run-time options)");
 }
 

@@ -42,7 +42,11 @@ fn python3_with_everything_through_malloc() {
             .backend(backend)
             .env("PYTHONMALLOC", "malloc")
             .success()?;
-        if out.stdout.contains("pm 1688890") { Ok(()) } else { Err(format!("[{backend}] {}", out.stdout)) }
+        if out.stdout.contains("pm 1688890") {
+            Ok(())
+        } else {
+            Err(format!("[{backend}] {}", out.stdout))
+        }
     });
 }
 

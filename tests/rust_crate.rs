@@ -12,7 +12,12 @@ fn run_example(name: &str, env: &[(&str, &str)]) -> Output {
         .envs(env.iter().copied())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{name} {env:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{name} {env:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -25,7 +30,9 @@ fn backend_and_served(out: &Output) -> (String, String) {
 
 #[test]
 fn each_fixed_type_serves_the_memory_itself() {
-    for (example, backend) in [("global_mimalloc", "mimalloc"), ("global_jemalloc", "jemalloc"), ("global_snmalloc", "snmalloc"), ("global_system", "system")] {
+    for (example, backend) in
+        [("global_mimalloc", "mimalloc"), ("global_jemalloc", "jemalloc"), ("global_snmalloc", "snmalloc"), ("global_system", "system")]
+    {
         // Variables that would steer Auto or the library must not matter here.
         let out = run_example(example, &[("ALLOCSHIM_BACKEND", "jemalloc"), ("MIMALLOC_ENABLED", "true")]);
         assert_eq!(backend_and_served(&out), (backend.to_string(), backend.to_string()), "{example}");
@@ -131,15 +138,21 @@ fn the_library_and_the_crate_report_the_same_figures_and_version() {
             _ => "none", // mimalloc: see allocshim_select::usage
         };
         let out = run(&fp, &[] as &[&str]).backend(backend).env("ALLOCSHIM_STATS", "1").env("ALLOCSHIM_VERBOSE", "1").success()?;
-        let stats = out.stderr.lines().find_map(|l| l.strip_prefix("allocshim: stats: ")).ok_or(format!("[{backend}] no stats line:\n{}", out.stderr))?;
-        let named: Vec<&str> = ["allocated", "resident"].into_iter().filter(|f| stats.split(", ").any(|part| part.starts_with(&format!("{f} ")))).collect();
+        let stats = out
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("allocshim: stats: "))
+            .ok_or(format!("[{backend}] no stats line:\n{}", out.stderr))?;
+        let named: Vec<&str> =
+            ["allocated", "resident"].into_iter().filter(|f| stats.split(", ").any(|part| part.starts_with(&format!("{f} ")))).collect();
         let from_lib = if named.is_empty() { "none".to_string() } else { named.join("+") };
 
         let crate_out = run_example("global_auto", &[("ALLOCSHIM_BACKEND", backend)]);
         let text = String::from_utf8_lossy(&crate_out.stdout);
         let from_crate = text.split_whitespace().find_map(|w| w.strip_prefix("figures=")).unwrap_or("?");
         let (_, served) = backend_and_served(&crate_out);
-        let lib_version = out.stderr.lines().find_map(|l| l.strip_prefix(&format!("allocshim: backend {backend} "))).and_then(|r| r.split(' ').next());
+        let lib_version =
+            out.stderr.lines().find_map(|l| l.strip_prefix(&format!("allocshim: backend {backend} "))).and_then(|r| r.split(' ').next());
         let crate_version = text.split_whitespace().find_map(|w| w.strip_prefix("version="));
         if lib_version.is_none() || lib_version != crate_version {
             return Err(format!("[{backend}] version: library {lib_version:?}, crate {crate_version:?}"));

@@ -22,7 +22,11 @@ fn fingerprint_proves_the_serving_allocator() {
         if out.field("active") != Some(backend) {
             errors.push(format!("allocshim_active() says {:?}", out.field("active")));
         }
-        if errors.is_empty() { Ok(()) } else { Err(format!("[{backend}] {}\n{}", errors.join("; "), out.stdout)) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("[{backend}] {}\n{}", errors.join("; "), out.stdout))
+        }
     });
 }
 
@@ -30,11 +34,7 @@ fn fingerprint_proves_the_serving_allocator() {
 /// changes nothing, and the evidence then points at glibc.
 #[test]
 fn fingerprint_ignores_what_the_environment_claims() {
-    let out = run(c_program("fingerprint"), &[] as &[&str])
-        .no_preload()
-        .env("JEMALLOC_ENABLED", "true")
-        .success()
-        .unwrap();
+    let out = run(c_program("fingerprint"), &[] as &[&str]).no_preload().env("JEMALLOC_ENABLED", "true").success().unwrap();
     assert_eq!(out.field("malloc_object"), Some("libc.so.6"));
     assert_eq!(identify(&out), "system");
     assert_eq!(out.field("active"), Some("none"));

@@ -30,7 +30,8 @@ fn processes_with(word: &str) -> Vec<String> {
 }
 
 fn compare(args: &[&str], server: &[&str], json: &Path) -> Output {
-    let mut all: Vec<String> = vec!["compare".into(), "--runs".into(), "1".into(), "--warmup".into(), "0".into(), "--json".into(), json.display().to_string()];
+    let mut all: Vec<String> =
+        vec!["compare".into(), "--runs".into(), "1".into(), "--warmup".into(), "0".into(), "--json".into(), json.display().to_string()];
     all.extend(args.iter().map(|s| s.to_string()));
     all.push("--".into());
     all.extend(["python3".to_string(), py("server.py")]);
@@ -60,7 +61,22 @@ fn every_variant_is_started_loaded_sampled_and_stopped() {
     let load = format!("python3 {} 300 4", py("load.py"));
     let svg_arg = svg.display().to_string();
     let out = compare(
-        &["--backends", "system,jemalloc", "--variant", "none=", "--preset", "low-memory", "--env-variant", "arena2=none:MALLOC_ARENA_MAX=2", "--interval", "0.1", "--svg", &svg_arg, "--load", &load],
+        &[
+            "--backends",
+            "system,jemalloc",
+            "--variant",
+            "none=",
+            "--preset",
+            "low-memory",
+            "--env-variant",
+            "arena2=none:MALLOC_ARENA_MAX=2",
+            "--interval",
+            "0.1",
+            "--svg",
+            &svg_arg,
+            "--load",
+            &load,
+        ],
         &["serve", &t],
         &json,
     );
@@ -103,12 +119,22 @@ fn failures_are_reported_per_variant() {
     let stubborn = format!("stubborn=none:SERVER_MODE=ignore-term SERVER_PIDFILE={}", pidfile.display());
     let out = compare(
         &[
-            "--variant", "none=",
-            "--env-variant", "early=none:SERVER_MODE=exit-early",
-            "--env-variant", "never=none:SERVER_MODE=never-listen",
-            "--env-variant", "dies=none:SERVER_MODE=die-after=20",
-            "--env-variant", &stubborn,
-            "--start-timeout", "2", "--grace", "1", "--load", &load,
+            "--variant",
+            "none=",
+            "--env-variant",
+            "early=none:SERVER_MODE=exit-early",
+            "--env-variant",
+            "never=none:SERVER_MODE=never-listen",
+            "--env-variant",
+            "dies=none:SERVER_MODE=die-after=20",
+            "--env-variant",
+            &stubborn,
+            "--start-timeout",
+            "2",
+            "--grace",
+            "1",
+            "--load",
+            &load,
         ],
         &["serve", &t],
         &json,
@@ -117,12 +143,24 @@ fn failures_are_reported_per_variant() {
     let rows = rows(&json);
     let status = |label: &str| row(&rows, label)["failures"][0]["status"].as_str().unwrap_or("").to_string();
     assert!(row(&rows, "none")["figures"].is_object(), "the good variant keeps its figures: {:?}", row(&rows, "none"));
-    assert!(status("early").starts_with("server exited before listening on port ") && status("early").ends_with("(exit status 3)"), "{}", status("early"));
-    assert!(status("never").starts_with("server did not accept connections on port ") && status("never").ends_with("within 2 s"), "{}", status("never"));
+    assert!(
+        status("early").starts_with("server exited before listening on port ") && status("early").ends_with("(exit status 3)"),
+        "{}",
+        status("early")
+    );
+    assert!(
+        status("never").starts_with("server did not accept connections on port ") && status("never").ends_with("within 2 s"),
+        "{}",
+        status("never")
+    );
     assert_eq!(status("dies"), "server died during the load (exit status 4)");
     for label in ["early", "never", "dies"] {
         assert!(row(&rows, label)["figures"].is_null(), "{label}: a failed variant has no figures");
-        assert!(out.stdout.contains(&format!("| {label} | glibc (nothing preloaded), SERVER_MODE=")) && out.stdout.contains("FAILED"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains(&format!("| {label} | glibc (nothing preloaded), SERVER_MODE=")) && out.stdout.contains("FAILED"),
+            "{}",
+            out.stdout
+        );
     }
     // Ignoring SIGTERM costs the grace period, then the whole group is killed.
     assert!(row(&rows, "stubborn")["figures"].is_object(), "{:?}", row(&rows, "stubborn"));
@@ -145,7 +183,10 @@ fn a_failing_load_and_failed_requests_are_reported() {
     assert_eq!(failure["stderr_tail"], "cannot reach it");
 
     // wrk's way of reporting failed requests.
-    let load = format!("python3 {} 20 2 && echo '  Socket errors: connect 0, read 0, write 0, timeout 2' && echo '  Non-2xx or 3xx responses: 3'", py("load.py"));
+    let load = format!(
+        "python3 {} 20 2 && echo '  Socket errors: connect 0, read 0, write 0, timeout 2' && echo '  Non-2xx or 3xx responses: 3'",
+        py("load.py")
+    );
     let out = compare(&["--variant", "none=", "--load", &load], &["serve", &t], &json);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(rows(&json)[0]["failures"][0]["status"], "5 failed requests (2 socket timeout errors, 3 non-2xx/3xx responses)");

@@ -35,7 +35,6 @@ pub mod jemalloc {
     /// The release compiled in, e.g. "5.3.1" (JEMALLOC_VERSION of its header).
     pub const VERSION: &CStr = c_version!("ALLOCSHIM_JEMALLOC_VERSION");
 
-
     /// The value of the control `name`, or None if mallctl refuses it (or it is
     /// not `T`'s size). Initialises jemalloc if nothing did yet.
     ///
@@ -90,7 +89,6 @@ pub mod mimalloc {
     /// is what `mi_version()` returns).
     pub const VERSION: &CStr = c_version!("ALLOCSHIM_MIMALLOC_VERSION");
 
-
     /// Neither figure. mimalloc keeps no count of live bytes in release builds, and
     /// the only memory figure it keeps, `committed` (what `mi_process_info` reports as
     /// both commit and RSS on Linux), counts whole arenas it commits eagerly when the
@@ -113,7 +111,6 @@ pub mod snmalloc {
     /// snmalloc has no version API: that of snmalloc-sys, which follows upstream's
     /// numbering, as the build's Cargo.lock names it.
     pub const VERSION: &CStr = c_version!("ALLOCSHIM_SNMALLOC_VERSION");
-
 
     /// snmalloc's own (current, peak) bytes of memory it holds from the OS for its
     /// chunks: its `resident` figure and the highest it reached.
@@ -147,7 +144,6 @@ pub mod system {
         // NUL-terminated version string, which lives as long as the process.
         unsafe { CStr::from_ptr(gnu_get_libc_version()) }
     }
-
 
     /// The figures in what glibc's `mallinfo2()` returned (the caller reaches glibc's
     /// own: the library through `dlsym(RTLD_NEXT)`, past its own export): bytes in use

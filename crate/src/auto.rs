@@ -82,7 +82,10 @@ fn decide() -> Backend {
     let mut backend = choice.backend;
     if !compiled(backend) {
         let mut l = Line::new();
-        l.bytes(backend.name().to_bytes()).str(" is not compiled into this program (cargo feature `").bytes(backend.name().to_bytes()).str("`); using system");
+        l.bytes(backend.name().to_bytes())
+            .str(" is not compiled into this program (cargo feature `")
+            .bytes(backend.name().to_bytes())
+            .str("`); using system");
         warn(&l);
         reason.str("; ").bytes(l.as_bytes());
         backend = Backend::System;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use allocshim_select::env::Env;
-use allocshim_select::rules::{self, Warning};
 use allocshim_select::preset::{self, ALL_PRESETS};
+use allocshim_select::rules::{self, Warning};
 use allocshim_select::vars::{ALLOCSHIM_BACKEND, ALLOCSHIM_LIB, ALLOCSHIM_PRESET, ALLOCSHIM_STATS, ALLOCSHIM_VERBOSE, LD_PRELOAD};
 use allocshim_select::{Backend, ALL};
 use anyhow::Result;
@@ -207,7 +207,10 @@ fn check_preload(f: &mut Findings, preload: Option<&OsStr>) -> Option<PathBuf> {
                 "correct the path (it must be absolute, as seen by the process)",
             );
         } else if !e.starts_with('/') {
-            f.note(format!("{LD_PRELOAD} entry {e} is relative: it only works from the directory it is relative to"), "use an absolute path");
+            f.note(
+                format!("{LD_PRELOAD} entry {e} is relative: it only works from the directory it is relative to"),
+                "use an absolute path",
+            );
         }
         if preload::is_library(OsStr::new(e)) {
             if ours.is_none() {
@@ -244,12 +247,19 @@ fn check_maps(f: &mut Findings, maps: &str, named: bool, target: &Target) {
         } else {
             "see the findings about the preload list and the program"
         };
-        f.problem(format!("{LD_PRELOAD} names the library but the process has not loaded it: {why}"), "fix the causes listed here, then restart the process");
+        f.problem(
+            format!("{LD_PRELOAD} names the library but the process has not loaded it: {why}"),
+            "fix the causes listed here, then restart the process",
+        );
     }
-    let mut others: Vec<&&str> = mapped.iter().filter(|p| OTHER_ALLOCATORS.iter().any(|a| p.rsplit('/').next().unwrap_or("").starts_with(a))).collect();
+    let mut others: Vec<&&str> =
+        mapped.iter().filter(|p| OTHER_ALLOCATORS.iter().any(|a| p.rsplit('/').next().unwrap_or("").starts_with(a))).collect();
     others.dedup();
     for o in others {
-        f.note(format!("another allocator is loaded in the process: {o}"), "if the program links it directly, it may serve some allocations; prefer one allocator");
+        f.note(
+            format!("another allocator is loaded in the process: {o}"),
+            "if the program links it directly, it may serve some allocations; prefer one allocator",
+        );
     }
 }
 
@@ -335,7 +345,11 @@ fn fix(w: &Warning) -> String {
         }
         Warning::SeveralEnabled { using, ignored } => {
             let vars: Vec<&str> = ignored.iter().filter_map(Backend::enable_var).collect();
-            format!("turn {} off to keep {}, or set {ALLOCSHIM_BACKEND} to the one you want", vars.join(", "), using.name().to_string_lossy())
+            format!(
+                "turn {} off to keep {}, or set {ALLOCSHIM_BACKEND} to the one you want",
+                vars.join(", "),
+                using.name().to_string_lossy()
+            )
         }
         Warning::UnknownPreset { .. } => {
             let names: Vec<String> = ALL_PRESETS.iter().map(|p| p.name().to_string_lossy().into_owned()).collect();

@@ -38,11 +38,8 @@ impl LibraryCheck {
 pub fn check_library(path: &Path) -> Result<LibraryCheck> {
     let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let file = ElfFile64::<Endianness>::parse(&*data).with_context(|| format!("{} is not a 64-bit ELF file", path.display()))?;
-    let exports: Vec<String> = file
-        .dynamic_symbols()
-        .filter(|s| s.is_definition() && s.is_global())
-        .filter_map(|s| s.name().ok().map(String::from))
-        .collect();
+    let exports: Vec<String> =
+        file.dynamic_symbols().filter(|s| s.is_definition() && s.is_global()).filter_map(|s| s.name().ok().map(String::from)).collect();
     let missing = ESSENTIAL.iter().filter(|e| !exports.iter().any(|x| x == *e)).map(|e| e.to_string()).collect();
     let leaked = exports.iter().filter(|x| PRIVATE.iter().any(|p| x.starts_with(p))).cloned().collect();
 
@@ -147,7 +144,7 @@ pub fn which(cmd: &Path) -> Option<PathBuf> {
         return cmd.is_file().then(|| cmd.to_path_buf());
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(cmd)).find(|p| {
-        std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-    })
+    std::env::split_paths(&path)
+        .map(|d| d.join(cmd))
+        .find(|p| std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false))
 }

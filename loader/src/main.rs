@@ -23,9 +23,9 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use allocshim_select::preset::{self, Preset};
 use allocshim_select::{env::Env, rules, vars::LD_PRELOAD, Backend};
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "allocshim", version, about = "Run programs with liballocshim.so, check that it works, compare its allocators")]

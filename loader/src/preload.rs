@@ -21,11 +21,7 @@ use crate::locate;
 
 /// The entries of an `LD_PRELOAD` value, as ld.so reads them.
 pub fn entries(value: &OsStr) -> impl Iterator<Item = &OsStr> {
-    value
-        .as_bytes()
-        .split(|&b| b == b' ' || b == b':')
-        .filter(|e| !e.is_empty())
-        .map(OsStr::from_bytes)
+    value.as_bytes().split(|&b| b == b' ' || b == b':').filter(|e| !e.is_empty()).map(OsStr::from_bytes)
 }
 
 /// Whether `entry` is a copy of liballocshim.so (by file name).
@@ -48,25 +44,14 @@ mod tests {
     use super::*;
 
     fn prepended(existing: Option<&str>) -> String {
-        prepend(
-            Path::new("/app/vendor/allocshim/lib/liballocshim.so"),
-            existing.map(OsStr::new),
-        )
-        .into_string()
-        .unwrap()
+        prepend(Path::new("/app/vendor/allocshim/lib/liballocshim.so"), existing.map(OsStr::new)).into_string().unwrap()
     }
 
     #[test]
     fn the_library_goes_first_and_the_rest_stays_in_order() {
         assert_eq!(prepended(None), "/app/vendor/allocshim/lib/liballocshim.so");
-        assert_eq!(
-            prepended(Some("")),
-            "/app/vendor/allocshim/lib/liballocshim.so"
-        );
-        assert_eq!(
-            prepended(Some("/x/libfoo.so")),
-            "/app/vendor/allocshim/lib/liballocshim.so:/x/libfoo.so"
-        );
+        assert_eq!(prepended(Some("")), "/app/vendor/allocshim/lib/liballocshim.so");
+        assert_eq!(prepended(Some("/x/libfoo.so")), "/app/vendor/allocshim/lib/liballocshim.so:/x/libfoo.so");
         assert_eq!(
             prepended(Some("/x/libb.so:/x/liba.so:/x/libb.so")),
             "/app/vendor/allocshim/lib/liballocshim.so:/x/libb.so:/x/liba.so:/x/libb.so"
@@ -79,10 +64,7 @@ mod tests {
             prepended(Some(" /x/libfoo.so  /y/libbar.so: :/z/libz.so: ")),
             "/app/vendor/allocshim/lib/liballocshim.so:/x/libfoo.so:/y/libbar.so:/z/libz.so"
         );
-        assert_eq!(
-            prepended(Some(" : ")),
-            "/app/vendor/allocshim/lib/liballocshim.so"
-        );
+        assert_eq!(prepended(Some(" : ")), "/app/vendor/allocshim/lib/liballocshim.so");
     }
 
     #[test]
@@ -90,19 +72,9 @@ mod tests {
         // Already there by the same path: editing again changes nothing.
         let once = prepended(Some("/x/libfoo.so"));
         assert_eq!(prepended(Some(&once)), once);
-        assert_eq!(
-            prepended(Some(
-                "/x/libfoo.so:/app/vendor/allocshim/lib/liballocshim.so"
-            )),
-            once
-        );
+        assert_eq!(prepended(Some("/x/libfoo.so:/app/vendor/allocshim/lib/liballocshim.so")), once);
         // An older copy elsewhere, even several, by path or bare name: dropped.
-        assert_eq!(
-            prepended(Some(
-                "/old/lib/liballocshim.so /x/libfoo.so liballocshim.so"
-            )),
-            once
-        );
+        assert_eq!(prepended(Some("/old/lib/liballocshim.so /x/libfoo.so liballocshim.so")), once);
         // Only the exact file name counts.
         assert_eq!(
             prepended(Some("/x/liballocshim.so.1:/x/libnotallocshim.so")),

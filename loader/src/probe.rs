@@ -65,10 +65,7 @@ pub fn ask(lib: &Path, env: Option<&[(OsString, OsString)]>, set: &[(&str, &str)
         cmd.env_remove(v);
     }
     cmd.env(LD_PRELOAD, lib).envs(set.iter().copied());
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot start a process to query {}", lib.display()))?;
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot start a process to query {}", lib.display()))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         bail!("{} could not be loaded into a process ({}): {}", lib.display(), out.status, stderr.trim());

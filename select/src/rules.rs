@@ -275,7 +275,10 @@ mod tests {
         assert_eq!(chosen(&[("ALLOCSHIM_BACKEND", "  SnMalloc \t")]).0, Backend::Snmalloc);
         assert_eq!(chosen(&[("ALLOCSHIM_BACKEND", "MIMALLOC")]).0, Backend::Mimalloc);
         // Overriding a switch is silent: it is how one process is set apart.
-        assert_eq!(chosen(&[("ALLOCSHIM_BACKEND", "system"), ("JEMALLOC_ENABLED", "true")]), (Backend::System, "ALLOCSHIM_BACKEND=system".to_string(), vec![]));
+        assert_eq!(
+            chosen(&[("ALLOCSHIM_BACKEND", "system"), ("JEMALLOC_ENABLED", "true")]),
+            (Backend::System, "ALLOCSHIM_BACKEND=system".to_string(), vec![])
+        );
         assert_eq!(chosen(&[("JEMALLOC_ENABLED", "true"), ("ALLOCSHIM_BACKEND", "mimalloc")]).0, Backend::Mimalloc);
         // Empty (or blank) is unset.
         assert_eq!(chosen(&[("ALLOCSHIM_BACKEND", " "), ("SNMALLOC_ENABLED", "1")]).0, Backend::Snmalloc);
@@ -364,7 +367,12 @@ mod tests {
             }
             let (on, w) = got(Some("2"));
             assert!(!on);
-            assert_eq!(w, [std::format!("ignoring {var}=\"2\": expected true, 1, yes, on (enable) or false, 0, no, off, empty (disable), in any case")]);
+            assert_eq!(
+                w,
+                [std::format!(
+                    "ignoring {var}=\"2\": expected true, 1, yes, on (enable) or false, 0, no, off, empty (disable), in any case"
+                )]
+            );
         }
     }
 

@@ -20,4 +20,3 @@ pub struct Usage {
     /// Linux at the first allocation), so it is not this figure.
     pub resident: Option<usize>,
 }
-

@@ -11,9 +11,9 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering:
 
 use crate::backend::{Backend, BackendExt, Ops};
 use crate::bootstrap;
-use crate::rebind;
 use crate::env::{self, Env};
 use crate::once::{c_string, SelectionCell};
+use crate::rebind;
 use crate::report::{self, Line};
 use crate::{select, vars};
 use allocshim_select::preset::{self, Preset};
@@ -164,16 +164,15 @@ unsafe fn select_and_start(env: &Env) {
     }
 }
 
-
 /// Whether the process resolves `malloc` to this library. It does not when the
 /// library was dlopen'ed after start-up (libc's malloc then serves everything) or
 /// when the executable defines malloc itself; in both cases the only safe choice is
 /// to pass through to glibc.
 fn interposed() -> bool {
     const RTLD_DL_SYMENT: libc::c_int = 1; // <dlfcn.h>; not in the libc crate
-    // SAFETY: a lookup of a NUL-terminated name in the global scope; dlsym reads
-    // nothing of ours but the name. (If it fails it may call malloc for its error
-    // text: from the selecting thread, that is served by the bootstrap arena.)
+                                           // SAFETY: a lookup of a NUL-terminated name in the global scope; dlsym reads
+                                           // nothing of ours but the name. (If it fails it may call malloc for its error
+                                           // text: from the selecting thread, that is served by the bootstrap arena.)
     let global = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()) };
     // SAFETY: Dl_info is plain C data (pointers and integers), for which all zeroes
     // is a valid value.

@@ -29,10 +29,7 @@ const JEMALLOC: &[(&str, &str, Kind)] = &[
 
 /// mimalloc: (option name as `MIMALLOC_<NAME>` spells it, its legacy name, index in
 /// `mi_option_t` (the same in 2.x and 3.x for these), low-memory value).
-const MIMALLOC: &[(&str, Option<&str>, c_int, c_long)] = &[
-    ("purge_delay", Some("reset_delay"), 15, 0),
-    ("arena_purge_mult", None, 24, 1),
-];
+const MIMALLOC: &[(&str, Option<&str>, c_int, c_long)] = &[("purge_delay", Some("reset_delay"), 15, 0), ("arena_purge_mult", None, 24, 1)];
 
 /// glibc: (`mallopt` parameter, name, the environment variable and the tunable a user
 /// sets it with, low-memory value).

@@ -190,19 +190,13 @@ pub unsafe fn rebind(backend: Backend, interposed: bool) {
 
     // The main namespace's list: walk back from our own entry (we are preloaded into it).
     const RTLD_DL_LINKMAP: c_int = 2; // <dlfcn.h>
-    // SAFETY: Dl_info is plain C data (pointers and integers): all zeroes is valid.
+                                      // SAFETY: Dl_info is plain C data (pointers and integers): all zeroes is valid.
     let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
     let mut map: *const LinkMap = core::ptr::null();
     // SAFETY: with RTLD_DL_LINKMAP, dladdr1 writes `info` and one `struct link_map *`
     // into `map`, both live locals of those types; the address is one of ours.
-    let found = unsafe {
-        libc::dladdr1(
-            core::ptr::addr_of!(DONE).cast(),
-            &mut info,
-            (&mut map as *mut *const LinkMap).cast(),
-            RTLD_DL_LINKMAP,
-        )
-    };
+    let found =
+        unsafe { libc::dladdr1(core::ptr::addr_of!(DONE).cast(), &mut info, (&mut map as *mut *const LinkMap).cast(), RTLD_DL_LINKMAP) };
     if found == 0 || map.is_null() {
         return;
     }
@@ -512,9 +506,8 @@ impl Object {
                 // SAFETY: whole pages of this object's RELRO segment (rounded as ld.so
                 // protects it), which hold only relocated data such as GOT slots; made
                 // writable too, and read-only again at the end of `object`.
-                let rc = unsafe {
-                    libc::mprotect(self.relro.0 as *mut c_void, self.relro.1 - self.relro.0, libc::PROT_READ | libc::PROT_WRITE)
-                };
+                let rc =
+                    unsafe { libc::mprotect(self.relro.0 as *mut c_void, self.relro.1 - self.relro.0, libc::PROT_READ | libc::PROT_WRITE) };
                 if rc != 0 {
                     // Sealed or otherwise refused: leave this object's RELRO slots alone.
                     self.refused = true;

@@ -32,7 +32,10 @@ fn threads() {
                     }
                 }
                 for (k, v) in &map {
-                    check(v.starts_with(&format!("{t}-")) && v.split('-').nth(1).unwrap().parse::<u64>().unwrap() % 997 == *k, "map contents");
+                    check(
+                        v.starts_with(&format!("{t}-")) && v.split('-').nth(1).unwrap().parse::<u64>().unwrap() % 997 == *k,
+                        "map contents",
+                    );
                 }
             })
         })
@@ -110,13 +113,19 @@ fn served_by() -> Option<Backend> {
     let blocks: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 1 << 20]).collect();
     let after: Vec<usize> = all.iter().map(|&b| figure(b)).collect();
     check(blocks.iter().enumerate().all(|(i, b)| b[12345] == i as u8), "blocks");
-    let mut moved: Vec<Backend> = all.iter().zip(before.iter().zip(&after)).filter(|(_, (b, a))| **a >= **b + (48 << 20)).map(|(&x, _)| x).collect();
+    let mut moved: Vec<Backend> =
+        all.iter().zip(before.iter().zip(&after)).filter(|(_, (b, a))| **a >= **b + (48 << 20)).map(|(&x, _)| x).collect();
     // SAFETY: mi_is_in_heap_region only compares the address with mimalloc's own
     // segment map; it reads nothing at the pointer.
     if blocks.iter().all(|b| unsafe { libmimalloc_sys::mi_is_in_heap_region(b.as_ptr().cast()) }) {
         moved.push(Backend::Mimalloc);
     }
-    if moved.len() == 1 { Some(moved[0]) } else { eprintln!("counters that moved: {moved:?}"); None }
+    if moved.len() == 1 {
+        Some(moved[0])
+    } else {
+        eprintln!("counters that moved: {moved:?}");
+        None
+    }
 }
 
 /// `bench`: a single-thread churn of mixed small Vec<u8> sizes, ns per
@@ -152,7 +161,12 @@ pub fn run(name: &str, backend: Backend) {
     let served = served.map(|b| b.name().to_str().unwrap()).unwrap_or("unclear");
     // Which figures the backend gives, as liballocshim.so's ALLOCSHIM_STATS line names them.
     let u = usage(backend).unwrap_or_default();
-    let figures: Vec<&str> = [("allocated", u.allocated), ("resident", u.resident)].iter().filter(|(_, v)| v.is_some()).map(|(k, _)| *k).collect();
+    let figures: Vec<&str> =
+        [("allocated", u.allocated), ("resident", u.resident)].iter().filter(|(_, v)| v.is_some()).map(|(k, _)| *k).collect();
     let figures = if figures.is_empty() { "none".to_string() } else { figures.join("+") };
-    println!("{name}: backend={} served={served} version={} figures={figures}", backend.name().to_str().unwrap(), allocshim::version(backend).unwrap_or("-"));
+    println!(
+        "{name}: backend={} served={served} version={} figures={figures}",
+        backend.name().to_str().unwrap(),
+        allocshim::version(backend).unwrap_or("-")
+    );
 }

@@ -2,9 +2,9 @@
 //! each run with `wait4`: wall time, CPU time and peak RSS of the process tree.
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::fs::File;
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -133,9 +133,7 @@ pub fn rounds(
     let total = u64::from(rounds) * variants.len() as u64;
     // indicatif draws nothing when stderr is not a terminal.
     let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("[{bar:30}] {pos}/{len} runs, {eta} left, now: {msg}")
-            .expect("static template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template("[{bar:30}] {pos}/{len} runs, {eta} left, now: {msg}").expect("static template").progress_chars("=> "),
     );
     let mut outcomes: Vec<Outcome> = variants.iter().map(|_| Outcome::default()).collect();
     for round in 0..rounds {
@@ -241,7 +239,8 @@ pub fn served_by(stderr: &str) -> Option<String> {
 
 /// The last three lines of a failed run's stderr, without the library's verbose lines.
 pub fn stderr_tail(stderr: &str) -> String {
-    let tail: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("allocshim: backend ") && !l.starts_with("allocshim: preset ")).collect();
+    let tail: Vec<&str> =
+        stderr.lines().filter(|l| !l.starts_with("allocshim: backend ") && !l.starts_with("allocshim: preset ")).collect();
     tail[tail.len().saturating_sub(3)..].join(" | ")
 }
 
@@ -324,7 +323,10 @@ mod tests {
     #[test]
     fn metric_lines_are_read_and_the_rest_ignored() {
         let mut units = Default::default();
-        let m = super::parse_metrics("hello\nallocshim-metric ns_per_op 23.5 ns\nallocshim-metric bad x\nallocshim-metric final_rss 1024\n", &mut units);
+        let m = super::parse_metrics(
+            "hello\nallocshim-metric ns_per_op 23.5 ns\nallocshim-metric bad x\nallocshim-metric final_rss 1024\n",
+            &mut units,
+        );
         assert_eq!(m.len(), 2);
         assert_eq!(m["ns_per_op"], 23.5);
         assert_eq!(units["ns_per_op"], "ns");

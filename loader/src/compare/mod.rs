@@ -88,7 +88,13 @@ pub fn main(a: Args) -> Result<ExitCode> {
         None => variants.iter().find(|v| v.label == "system").unwrap_or(&variants[0]).label.clone(),
     };
     let outcomes = match &a.load {
-        None => measure::run(&measure::Plan { variants: &variants, cmd: &a.cmd, runs: a.runs, warmup: a.warmup, timeout: Duration::from_secs(a.timeout) })?,
+        None => measure::run(&measure::Plan {
+            variants: &variants,
+            cmd: &a.cmd,
+            runs: a.runs,
+            warmup: a.warmup,
+            timeout: Duration::from_secs(a.timeout),
+        })?,
         Some(load) => {
             let secs = |name: &str, v: f64| match Duration::try_from_secs_f64(v) {
                 Ok(d) if v > 0.0 => Ok(d),

@@ -238,7 +238,9 @@ fn once(v: &Variant, plan: &Plan, dir: &Path, units: &mut BTreeMap<String, Strin
         }
     }
     let rss = Rss::of(&series, load_wall);
-    for (name, unit, value) in [(RSS_END, "MiB", rss.end), (RSS_LAST_HALF, "MiB", rss.mean_last_half), (RSS_SLOPE, "MiB/min", rss.slope_last_half)] {
+    for (name, unit, value) in
+        [(RSS_END, "MiB", rss.end), (RSS_LAST_HALF, "MiB", rss.mean_last_half), (RSS_SLOPE, "MiB/min", rss.slope_last_half)]
+    {
         units.entry(name.to_string()).or_insert_with(|| unit.to_string());
         metrics.insert(name.to_string(), value);
     }
@@ -289,7 +291,11 @@ impl Rss {
         let mt = half.iter().map(|s| s.0).sum::<f64>() / n.max(1.0);
         let var: f64 = half.iter().map(|s| (s.0 - mt).powi(2)).sum();
         let cov: f64 = half.iter().map(|s| (s.0 - mt) * (s.1 - mean)).sum();
-        Rss { end: series.last().map(|s| mib(s.1)).unwrap_or(0.0), mean_last_half: mean, slope_last_half: if var > 0.0 { cov / var } else { 0.0 } }
+        Rss {
+            end: series.last().map(|s| mib(s.1)).unwrap_or(0.0),
+            mean_last_half: mean,
+            slope_last_half: if var > 0.0 { cov / var } else { 0.0 },
+        }
     }
 }
 

@@ -83,7 +83,8 @@ fn load(spec: &str) -> Result<Workload> {
         }
     };
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let comparison = serde_json::from_str(&text).with_context(|| format!("{} is not the JSON of `allocshim compare --json`", show(&file)))?;
+    let comparison =
+        serde_json::from_str(&text).with_context(|| format!("{} is not the JSON of `allocshim compare --json`", show(&file)))?;
     Ok(Workload { name, comparison })
 }
 
@@ -126,7 +127,13 @@ pub fn time_cell(c: &Comparison, p: &Pair, metric: Option<&str>) -> Option<(Cell
     let (n, unit) = time_of(c, &p.num, metric)?;
     let (d, _) = time_of(c, &p.den, metric)?;
     // Whole-process times are small for start-up; show their difference in ms.
-    let (scale, shown) = if unit == "s" { (1e3, "ms") } else if unit == "ns" { (1.0, "ns") } else { (1.0, "") };
+    let (scale, shown) = if unit == "s" {
+        (1e3, "ms")
+    } else if unit == "ns" {
+        (1.0, "ns")
+    } else {
+        (1.0, "")
+    };
     Some((Cell { ratio: ratio(&n, &d), delta: (n.median - d.median) * scale }, shown))
 }
 
@@ -156,7 +163,9 @@ fn tables(workloads: &[Workload], pairs: &[Pair], metric: Option<&str>) -> Strin
         let _ = write!(t, "| {what} |");
         for p in pairs {
             let cell = time_cell(&w.comparison, p, metric)
-                .map(|(c, unit)| format!("{:.3}{} ({:+.*} {unit})", c.ratio.value, mark(c.ratio), if unit == "ns" { 1 } else { 2 }, c.delta))
+                .map(|(c, unit)| {
+                    format!("{:.3}{} ({:+.*} {unit})", c.ratio.value, mark(c.ratio), if unit == "ns" { 1 } else { 2 }, c.delta)
+                })
                 .unwrap_or_else(|| blank.clone());
             let _ = write!(t, " {cell} |");
         }
@@ -167,7 +176,9 @@ fn tables(workloads: &[Workload], pairs: &[Pair], metric: Option<&str>) -> Strin
     for w in workloads {
         let _ = write!(t, "| {} |", w.name);
         for p in pairs {
-            let cell = rss_cell(&w.comparison, p).map(|c| format!("{:.3}{} ({:+.0} KiB)", c.ratio.value, mark(c.ratio), c.delta)).unwrap_or_else(|| blank.clone());
+            let cell = rss_cell(&w.comparison, p)
+                .map(|c| format!("{:.3}{} ({:+.0} KiB)", c.ratio.value, mark(c.ratio), c.delta))
+                .unwrap_or_else(|| blank.clone());
             let _ = write!(t, " {cell} |");
         }
         t.push('\n');

@@ -115,7 +115,10 @@ impl Comparison {
             })
             .collect();
         let metric_units: BTreeMap<String, String> = rows.iter().flat_map(|r| r.outcome.metric_units.clone()).collect();
-        let base = rows.iter().find(|r| r.variant.label == baseline).and_then(|r| r.figures.as_ref().map(|f| (f.wall_s, f.peak_rss, f.metrics.clone())));
+        let base = rows
+            .iter()
+            .find(|r| r.variant.label == baseline)
+            .and_then(|r| r.figures.as_ref().map(|f| (f.wall_s, f.peak_rss, f.metrics.clone())));
         if let Some((wall, rss, metrics)) = base {
             for r in &mut rows {
                 if let Some(f) = &r.figures {
@@ -142,7 +145,8 @@ impl Comparison {
     pub fn table(&self) -> String {
         let mut t = String::new();
         let b = &self.baseline;
-        let mut head = format!("| variant | allocator | wall s, median (min–max) | × {b} | user s | sys s | peak RSS MiB, median (min–max) | × {b} |");
+        let mut head =
+            format!("| variant | allocator | wall s, median (min–max) | × {b} | user s | sys s | peak RSS MiB, median (min–max) | × {b} |");
         for (name, unit) in &self.metric_units {
             let unit = if unit.is_empty() { String::new() } else { format!(" {unit}") };
             head.push_str(&format!(" {name}{unit}, median (min–max) | × {b} |"));
@@ -178,7 +182,13 @@ impl Comparison {
                     t.pop(); // the newline: metric columns follow
                     for name in self.metric_units.keys() {
                         match f.metrics.get(name) {
-                            Some(m) => t.push_str(&format!(" {} ({}–{}) | {} |", num(m.median), num(m.min), num(m.max), show(r.metric_ratios.get(name).copied()))),
+                            Some(m) => t.push_str(&format!(
+                                " {} ({}–{}) | {} |",
+                                num(m.median),
+                                num(m.min),
+                                num(m.max),
+                                show(r.metric_ratios.get(name).copied())
+                            )),
                             None => t.push_str(" not reported | |"),
                         }
                     }

@@ -24,10 +24,8 @@ pub fn render(c: &Comparison) -> String {
     type Pick = fn(&super::summary::Figures) -> Spread;
     /// (title, which figure, scale to the unit shown, unit)
     type Panel = (&'static str, Pick, f64, &'static str);
-    let panels: [Panel; 2] = [
-        ("wall time (s)", |f| f.wall_s, 1.0, "s"),
-        ("peak RSS (MiB)", |f| f.peak_rss, 1.0 / (1024.0 * 1024.0), "MiB"),
-    ];
+    let panels: [Panel; 2] =
+        [("wall time (s)", |f| f.wall_s, 1.0, "s"), ("peak RSS (MiB)", |f| f.peak_rss, 1.0 / (1024.0 * 1024.0), "MiB")];
     for (i, (name, pick, unit, suffix)) in panels.iter().enumerate() {
         let x0 = LABELS + i as f64 * (PANEL + GAP);
         let top = c.rows.iter().filter_map(|r| r.figures.as_ref()).map(|f| pick(f).max * unit).fold(0.0, f64::max);
@@ -48,7 +46,8 @@ pub fn render(c: &Comparison) -> String {
             let y = TOP + ROW * j as f64;
             let colour = PALETTE[j % PALETTE.len()];
             if i == 0 {
-                let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, LABELS - 10.0, y + 19.0, esc(&r.variant.label));
+                let _ =
+                    writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, LABELS - 10.0, y + 19.0, esc(&r.variant.label));
             }
             let Some(f) = &r.figures else {
                 let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" fill="#c00">failed</text>"##, x0 + 4.0, y + 19.0);
@@ -65,7 +64,14 @@ pub fn render(c: &Comparison) -> String {
                 sp.median * unit
             );
             let (a, b, cy) = (x(sp.min), x(sp.max), y + 15.0);
-            let _ = writeln!(s, r##"<path d="M{a:.1} {cy}H{b:.1}M{a:.1} {:.1}V{:.1}M{b:.1} {:.1}V{:.1}" stroke="#222" fill="none"/>"##, cy - 5.0, cy + 5.0, cy - 5.0, cy + 5.0);
+            let _ = writeln!(
+                s,
+                r##"<path d="M{a:.1} {cy}H{b:.1}M{a:.1} {:.1}V{:.1}M{b:.1} {:.1}V{:.1}" stroke="#222" fill="none"/>"##,
+                cy - 5.0,
+                cy + 5.0,
+                cy - 5.0,
+                cy + 5.0
+            );
             let label = match ratio {
                 Some(q) => format!("{} ×{:.2}{}", value(sp.median * unit), q.value, if q.beyond_noise { "*" } else { "" }),
                 None => value(sp.median * unit),
@@ -95,7 +101,10 @@ pub fn ratio_chart(title: &str, pairs: &[String], rows: &[ChartRow]) -> String {
     );
     let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
     let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#, esc(title));
-    let _ = writeln!(s, r##"<text x="10" y="40" fill="#555">Ratio of medians per workload; 1.00 = no difference, right of it = slower or larger.</text>"##);
+    let _ = writeln!(
+        s,
+        r##"<text x="10" y="40" fill="#555">Ratio of medians per workload; 1.00 = no difference, right of it = slower or larger.</text>"##
+    );
     for (k, p) in pairs.iter().enumerate() {
         let y = 56.0 + 18.0 * k as f64;
         let _ = writeln!(s, r#"<rect x="10" y="{y}" width="12" height="12" fill="{}"/>"#, PALETTE[k % PALETTE.len()]);
@@ -116,13 +125,19 @@ pub fn ratio_chart(title: &str, pairs: &[String], rows: &[ChartRow]) -> String {
             let gx = x(t);
             let colour = if (t - 1.0).abs() < step / 100.0 { "#444" } else { "#ddd" };
             let _ = writeln!(s, r#"<line x1="{gx:.1}" y1="{top}" x2="{gx:.1}" y2="{bottom}" stroke="{colour}"/>"#);
-            let _ = writeln!(s, r##"<text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{t:.prec$}</text>"##, bottom + 16.0, prec = decimals(step).max(2));
+            let _ = writeln!(
+                s,
+                r##"<text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{t:.prec$}</text>"##,
+                bottom + 16.0,
+                prec = decimals(step).max(2)
+            );
             t += step;
         }
         for (j, (label, time, rss)) in rows.iter().enumerate() {
             let gy = top + group * j as f64;
             if i == 0 {
-                let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, LABELS - 10.0, gy + group / 2.0, esc(label));
+                let _ =
+                    writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, LABELS - 10.0, gy + group / 2.0, esc(label));
             }
             for (k, v) in (if i == 0 { time } else { rss }).iter().enumerate() {
                 let y = gy + BAR * k as f64 + 2.0;
@@ -170,11 +185,8 @@ pub fn rss_over_time(c: &Comparison) -> String {
     let x = |t: f64| LEFT + t.min(t_top) / t_top * W;
     let y = |m: f64| top + H - m / r_top * H;
     let mut s = header(WIDE, height, "allocshim compare (server)", &c.command, 90);
-    let _ = writeln!(
-        s,
-        r##"<text x="10" y="40" fill="#555">RSS of the server's process group during the load; {}.</text>"##,
-        c.plan_text()
-    );
+    let _ =
+        writeln!(s, r##"<text x="10" y="40" fill="#555">RSS of the server's process group during the load; {}.</text>"##, c.plan_text());
     let _ = writeln!(
         s,
         r##"<text x="{legend_x}" y="{:.1}" fill="#555">median RSS over the last half, × {}</text>"##,
@@ -184,26 +196,60 @@ pub fn rss_over_time(c: &Comparison) -> String {
     for k in 0..=(r_top / r_step).round() as u32 {
         let m = r_step * f64::from(k);
         let _ = writeln!(s, r##"<line x1="{LEFT}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#ddd"/>"##, y(m), LEFT + W);
-        let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">{m:.prec$}</text>"##, LEFT - 6.0, y(m) + 4.0, prec = decimals(r_step));
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">{m:.prec$}</text>"##,
+            LEFT - 6.0,
+            y(m) + 4.0,
+            prec = decimals(r_step)
+        );
     }
     let mut t = 0.0;
     while t <= t_top + t_step / 2.0 {
         let _ = writeln!(s, r##"<line x1="{0:.1}" y1="{top}" x2="{0:.1}" y2="{1:.1}" stroke="#eee"/>"##, x(t), top + H);
-        let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{t:.prec$}</text>"##, x(t), top + H + 16.0, prec = decimals(t_step));
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{t:.prec$}</text>"##,
+            x(t),
+            top + H + 16.0,
+            prec = decimals(t_step)
+        );
         t += t_step;
     }
-    let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">seconds into the load</text>"##, LEFT + W / 2.0, top + H + 34.0);
-    let _ = writeln!(s, r##"<text x="14" y="{:.1}" fill="#555" transform="rotate(-90 14 {0:.1})" text-anchor="middle">RSS (MiB)</text>"##, top + H / 2.0);
+    let _ = writeln!(
+        s,
+        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">seconds into the load</text>"##,
+        LEFT + W / 2.0,
+        top + H + 34.0
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="14" y="{:.1}" fill="#555" transform="rotate(-90 14 {0:.1})" text-anchor="middle">RSS (MiB)</text>"##,
+        top + H / 2.0
+    );
     for (i, series) in runs() {
         if series.is_empty() {
             continue;
         }
         let points: Vec<String> = series.iter().map(|p| format!("{:.1},{:.1}", x(p.0), y(mib(p.1)))).collect();
-        let _ = writeln!(s, r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5"{}/>"#, points.join(" "), PALETTE[i % PALETTE.len()], dash(i));
+        let _ = writeln!(
+            s,
+            r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5"{}/>"#,
+            points.join(" "),
+            PALETTE[i % PALETTE.len()],
+            dash(i)
+        );
     }
     for (i, r) in c.rows.iter().enumerate() {
         let ly = top + 20.0 * i as f64;
-        let _ = writeln!(s, r#"<line x1="{legend_x}" y1="{:.1}" x2="{:.1}" y2="{0:.1}" stroke="{}" stroke-width="3"{}/>"#, ly + 6.0, legend_x + 14.0, PALETTE[i % PALETTE.len()], dash(i));
+        let _ = writeln!(
+            s,
+            r#"<line x1="{legend_x}" y1="{:.1}" x2="{:.1}" y2="{0:.1}" stroke="{}" stroke-width="3"{}/>"#,
+            ly + 6.0,
+            legend_x + 14.0,
+            PALETTE[i % PALETTE.len()],
+            dash(i)
+        );
         let what = match (&r.figures, r.metric_ratios.get(super::server::RSS_LAST_HALF)) {
             (Some(f), ratio) => {
                 let m = f.metrics.get(super::server::RSS_LAST_HALF).map(|m| value(m.median)).unwrap_or_default();
@@ -245,11 +291,12 @@ fn nice(v: f64) -> f64 {
 
 /// Just enough decimals to print every multiple of `step` exactly (2.5 needs one).
 fn decimals(step: f64) -> usize {
-    (0..6).find(|&d| {
-        let scaled = step * 10f64.powi(d as i32);
-        (scaled - scaled.round()).abs() < 1e-6 * scaled.max(1.0)
-    })
-    .unwrap_or(6)
+    (0..6)
+        .find(|&d| {
+            let scaled = step * 10f64.powi(d as i32);
+            (scaled - scaled.round()).abs() < 1e-6 * scaled.max(1.0)
+        })
+        .unwrap_or(6)
 }
 
 /// Three significant digits, enough to tell the bars apart.

@@ -22,14 +22,7 @@ extern "C" {
 pub static DESCRIPTOR: Descriptor = Descriptor {
     backend: Backend::Jemalloc,
     version,
-    ops: Ops {
-        malloc: je::malloc,
-        calloc: je::calloc,
-        realloc: je::realloc,
-        free: je::free,
-        memalign,
-        usable_size,
-    },
+    ops: Ops { malloc: je::malloc, calloc: je::calloc, realloc: je::realloc, free: je::free, memalign, usable_size },
     start,
     at_exit: super::nothing,
     trim,

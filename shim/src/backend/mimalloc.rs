@@ -26,14 +26,7 @@ extern "C" {
 pub static DESCRIPTOR: Descriptor = Descriptor {
     backend: Backend::Mimalloc,
     version,
-    ops: Ops {
-        malloc: mi::mi_malloc,
-        calloc: mi::mi_calloc,
-        realloc: mi::mi_realloc,
-        free: mi::mi_free,
-        memalign,
-        usable_size,
-    },
+    ops: Ops { malloc: mi::mi_malloc, calloc: mi::mi_calloc, realloc: mi::mi_realloc, free: mi::mi_free, memalign, usable_size },
     start,
     at_exit,
     trim,

@@ -25,14 +25,7 @@ extern "C" {
 pub static DESCRIPTOR: Descriptor = Descriptor {
     backend: Backend::Snmalloc,
     version,
-    ops: Ops {
-        malloc: sn::sn_malloc,
-        calloc: sn::sn_calloc,
-        realloc: sn::sn_realloc,
-        free: sn::sn_free,
-        memalign,
-        usable_size,
-    },
+    ops: Ops { malloc: sn::sn_malloc, calloc: sn::sn_calloc, realloc: sn::sn_realloc, free: sn::sn_free, memalign, usable_size },
     start,
     at_exit: super::nothing,
     // snmalloc returns memory to the OS by itself and has no call to ask it to.
