@@ -169,22 +169,26 @@ unsafe fn select_and_start(env: &Env) {
 /// when the executable defines malloc itself; in both cases the only safe choice is
 /// to pass through to glibc.
 fn interposed() -> bool {
-    const RTLD_DL_SYMENT: libc::c_int = 1; // <dlfcn.h>; not in the libc crate
-                                           // SAFETY: a lookup of a NUL-terminated name in the global scope; dlsym reads
-                                           // nothing of ours but the name. (If it fails it may call malloc for its error
-                                           // text: from the selecting thread, that is served by the bootstrap arena.)
+    // <dlfcn.h>; not in the libc crate.
+    const RTLD_DL_SYMENT: libc::c_int = 1;
+    // SAFETY: a lookup of a NUL-terminated name in the global scope; dlsym reads
+    // nothing of ours but the name. (If it fails it may call malloc for its error
+    // text: from the selecting thread, that is served by the bootstrap arena.)
     let global = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()) };
+    if global.is_null() {
+        return true; // cannot tell: assume the normal, preloaded case
+    }
     // SAFETY: Dl_info is plain C data (pointers and integers), for which all zeroes
     // is a valid value.
     let (mut found, mut ours): (libc::Dl_info, libc::Dl_info) = unsafe { (core::mem::zeroed(), core::mem::zeroed()) };
     let mut sym: *const libc::Elf64_Sym = core::ptr::null();
     // SAFETY: dladdr1 with RTLD_DL_SYMENT writes `found` and, through its last
-    // argument, one `const Elf64_Sym *` into `sym`; dladdr writes only `ours`. All
-    // are live locals; `global` is non-NULL there and STATE's address is ours.
-    if global.is_null()
-        || unsafe { libc::dladdr1(global, &mut found, (&mut sym as *mut *const libc::Elf64_Sym).cast(), RTLD_DL_SYMENT) } == 0
-        || unsafe { libc::dladdr(core::ptr::addr_of!(STATE).cast(), &mut ours) } == 0
-    {
+    // argument, one `const Elf64_Sym *` into `sym`; `global` is non-NULL; all are live
+    // locals.
+    let found_ok = unsafe { libc::dladdr1(global, &mut found, (&mut sym as *mut *const libc::Elf64_Sym).cast(), RTLD_DL_SYMENT) } != 0;
+    // SAFETY: dladdr writes only `ours`, a live local; STATE's address is in this library.
+    let ours_ok = unsafe { libc::dladdr(core::ptr::addr_of!(STATE).cast(), &mut ours) } != 0;
+    if !found_ok || !ours_ok {
         return true; // cannot tell: assume the normal, preloaded case
     }
     // A non-PIE executable that takes malloc's address exports an undefined `malloc`

@@ -190,7 +190,8 @@ pub unsafe fn rebind(backend: Backend, interposed: bool) {
 
     // The main namespace's list: walk back from our own entry (we are preloaded into it).
     const RTLD_DL_LINKMAP: c_int = 2; // <dlfcn.h>
-                                      // SAFETY: Dl_info is plain C data (pointers and integers): all zeroes is valid.
+
+    // SAFETY: Dl_info is plain C data (pointers and integers): all zeroes is valid.
     let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
     let mut map: *const LinkMap = core::ptr::null();
     // SAFETY: with RTLD_DL_LINKMAP, dladdr1 writes `info` and one `struct link_map *`
