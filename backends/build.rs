@@ -33,26 +33,33 @@ fn main() {
     }
 
     // snmalloc has no version API; snmalloc-sys is versioned with upstream snmalloc,
-    // and the build's Cargo.lock (the first one above OUT_DIR) says which was used.
+    // and the build's Cargo.lock says which was used: the first one above OUT_DIR (the
+    // workspace whose target directory this is, ours or a dependent's), else the one of
+    // the workspace this crate is in (a target directory kept elsewhere, as the
+    // buildpack's source build keeps it in the build cache).
     if env::var_os("CARGO_FEATURE_SNMALLOC").is_some() {
-        let mut version = String::from("unknown");
-        let mut dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-        while dir.pop() {
-            let lock = dir.join("Cargo.lock");
-            if let Ok(text) = fs::read_to_string(&lock) {
+        let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+        let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+        let candidates = out.ancestors().skip(1).chain(manifest.parent()).map(|d| d.join("Cargo.lock"));
+        let version = candidates
+            .filter_map(|lock| fs::read_to_string(&lock).ok().map(|text| (lock, text)))
+            .find_map(|(lock, text)| {
                 println!("cargo:rerun-if-changed={}", lock.display());
-                let mut lines = text.lines();
-                while let Some(l) = lines.next() {
-                    if l == "name = \"snmalloc-sys\"" {
-                        if let Some(v) = lines.next().and_then(|v| v.strip_prefix("version = \"")) {
-                            version = v.trim_end_matches('"').to_string();
-                        }
-                    }
-                }
-                break;
-            }
-        }
+                locked_version(&text, "snmalloc-sys")
+            })
+            .unwrap_or_else(|| "unknown".to_string());
         println!("cargo:rustc-env=ALLOCSHIM_SNMALLOC_VERSION={version}");
     }
     println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// The version of package `name` in the text of a Cargo.lock.
+fn locked_version(lock: &str, name: &str) -> Option<String> {
+    let mut lines = lock.lines();
+    while let Some(l) = lines.next() {
+        if l == format!("name = \"{name}\"") {
+            return lines.next()?.strip_prefix("version = \"").map(|v| v.trim_end_matches('"').to_string());
+        }
+    }
+    None
 }

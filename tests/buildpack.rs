@@ -57,9 +57,19 @@ struct App {
     env: PathBuf,
 }
 
+/// A scratch directory outside this workspace, as Heroku's app, cache and layer
+/// directories are: nothing a build finds by walking up from them (a Cargo.lock, say)
+/// may come from the repository.
+fn outside_the_workspace(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("allocshim-tests-{}", std::process::id())).join(name);
+    assert!(!dir.starts_with(workspace()), "{} is inside the workspace", dir.display());
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 /// A scratch app with its cache and an empty env dir, as on a fresh Heroku app.
 fn fresh_app(name: &str) -> App {
-    let root = c_artifact(&format!("buildpack-{name}"));
+    let root = outside_the_workspace(&format!("buildpack-{name}"));
     let _ = std::fs::remove_dir_all(&root);
     let app = App { build: root.join("app"), cache: root.join("cache"), env: root.join("env") };
     for d in [&app.build, &app.cache, &app.env] {
@@ -531,6 +541,11 @@ fn a_fresh_app_builds_from_source_and_the_cache_makes_rebuilds_free() {
     let prebuilt = fresh_app("fresh-prebuilt");
     set_var(&prebuilt, "ALLOCSHIM_BUILD", Some("prebuilt"));
     fails(&prebuilt, &format!("no allocshim artifact for {HOST} is listed in {}", workspace().join("vendor/artifacts.txt").display()));
+
+    // The caches hold a target directory each: not left in /tmp.
+    for a in [&app, &failed, &tampered, &prebuilt] {
+        let _ = std::fs::remove_dir_all(a.build.parent().unwrap());
+    }
 }
 
 // --- Cloud Native Buildpack: bin/detect and bin/build driven as the lifecycle would,
@@ -707,7 +722,7 @@ fn cnb_build_makes_a_cached_launch_layer_that_exec_d_enables_at_start() {
 
 #[test]
 fn cnb_build_compiles_from_source_when_nothing_is_listed_and_reuses_the_layer() {
-    let root = c_artifact("cnb-source");
+    let root = outside_the_workspace("cnb-source");
     let _ = std::fs::remove_dir_all(&root);
     let c = Cnb { layers: root.join("layers"), platform: root.join("platform") };
     std::fs::create_dir_all(c.platform.join("env")).unwrap();
@@ -737,6 +752,7 @@ fn cnb_build_compiles_from_source_when_nothing_is_listed_and_reuses_the_layer() 
     let stdout = text(&again.stdout);
     assert!(again.status.success(), "{stdout}\n{}", text(&again.stderr));
     assert!(stdout.contains("reusing the library built from the same sources") && stdout.contains("reusing the cached layer"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
