@@ -71,11 +71,13 @@ impl<'a> Env<'a> {
         match self.block {
             Block::Raw(mut p, _) => {
                 // SAFETY: `from_envp`'s contract: a NULL-terminated array of C strings
-                // valid for 'a.
+                // valid for 'a. `named` reads an entry only up to its first byte that
+                // differs from `name=` (its NUL at the latest), and a match is followed
+                // by the value's own NUL.
                 unsafe {
                     while !(*p).is_null() {
-                        if let Some(v) = value(CStr::from_ptr(*p), name) {
-                            return Some(v);
+                        if named(*p, name) {
+                            return Some(CStr::from_ptr((*p).add(name.len() + 1)));
                         }
                         p = p.add(1);
                     }
@@ -85,6 +87,19 @@ impl<'a> Env<'a> {
             Block::Entries(entries) => entries.iter().find_map(|e| value(e, name)),
         }
     }
+}
+
+/// Whether the C string `entry` starts with `name=`, read byte by byte up to the first
+/// difference: the environment is scanned once per variable at every process start, so
+/// no entry is measured (strlen) unless it is the one asked for.
+///
+/// # Safety
+/// `entry` points to a NUL-terminated string; `name` holds no NUL byte.
+unsafe fn named(entry: *const c_char, name: &[u8]) -> bool {
+    let entry = entry.cast::<u8>();
+    // SAFETY: each byte read is at most the first one differing from `name` (a NUL
+    // differs from every byte of `name`), so no read passes the string's NUL.
+    unsafe { name.iter().enumerate().all(|(i, &b)| *entry.add(i) == b) && *entry.add(name.len()) == b'=' }
 }
 
 /// The value part of `entry` if it is `name=...`.

@@ -163,34 +163,34 @@ fn jemalloc_user(env: &Env, name: &str) -> Option<&'static [u8]> {
     [vars::RJEM_MALLOC_CONF, vars::MALLOC_CONF].into_iter().find(|var| env.get(var).is_some_and(sets)).map(str::as_bytes)
 }
 
-/// jemalloc's effective values, read back with `mallctl("opt.NAME")`.
+/// jemalloc's effective values, read back from its option variables.
 fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
-    use tikv_jemalloc_sys::mallctl;
-    let mut name = [0u8; 64];
+    extern "C" {
+        // jemalloc.c's option variables (`unsigned`, `ssize_t`, `ssize_t`, `bool`).
+        static _rjem_je_opt_narenas: u32;
+        static _rjem_je_opt_dirty_decay_ms: isize;
+        static _rjem_je_opt_muzzy_decay_ms: isize;
+        static _rjem_je_opt_background_thread: bool;
+    }
     for (opt, _, kind) in JEMALLOC {
-        let key = b"opt.";
-        name[..key.len()].copy_from_slice(key);
-        name[key.len()..key.len() + opt.len()].copy_from_slice(opt.as_bytes());
-        name[key.len() + opt.len()] = 0;
-        let mut v = [0u8; 8];
-        let mut len = match kind {
-            Kind::Unsigned => 4,
-            Kind::Ssize => 8,
-            Kind::Bool => 1,
-        };
-        // SAFETY: `name` is NUL-terminated; mallctl writes at most `len` bytes (the
-        // option's size, at most 8: it fails with EINVAL on a size mismatch) into `v`,
-        // 8 bytes, and sets nothing (NULL new value of length 0).
-        let rc = unsafe { mallctl(name.as_ptr().cast(), v.as_mut_ptr().cast(), &mut len, core::ptr::null_mut(), 0) };
         sep(out);
         out.str(opt).str("=");
-        if rc != 0 {
-            out.str("?");
-        } else {
-            match kind {
-                Kind::Unsigned => out.num(u32::from_ne_bytes([v[0], v[1], v[2], v[3]]) as u64),
-                Kind::Ssize => signed(out, i64::from_ne_bytes(v)),
-                Kind::Bool => out.str(if v[0] != 0 { "true" } else { "false" }),
+        // Read from the option variables linked into this library, not with
+        // mallctl("opt.NAME"): its first call builds jemalloc's whole control tree,
+        // some 200 k instructions at every start-up (rebind.rs reads zero_realloc the
+        // same way). SAFETY: variables of these C types, written by jemalloc while it
+        // parsed its options, which are final once it started (`record` runs after
+        // `start`); nothing writes them any more. Volatile: their values are jemalloc's.
+        unsafe {
+            use core::ptr::{addr_of, read_volatile};
+            match (*opt, kind) {
+                ("narenas", Kind::Unsigned) => out.num(u64::from(read_volatile(addr_of!(_rjem_je_opt_narenas)))),
+                ("dirty_decay_ms", Kind::Ssize) => signed(out, read_volatile(addr_of!(_rjem_je_opt_dirty_decay_ms)) as i64),
+                ("muzzy_decay_ms", Kind::Ssize) => signed(out, read_volatile(addr_of!(_rjem_je_opt_muzzy_decay_ms)) as i64),
+                ("background_thread", Kind::Bool) => {
+                    out.str(if read_volatile(addr_of!(_rjem_je_opt_background_thread)) { "true" } else { "false" })
+                }
+                _ => out.str("?"),
             };
         }
         source(out, jemalloc_user(env, opt), preset);
