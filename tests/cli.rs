@@ -315,22 +315,10 @@ fn summarize_puts_several_comparisons_side_by_side_with_a_chart() {
     let mut results = Vec::new();
     for (name, ops) in [("small", "20000"), ("large", "200000")] {
         let json = dir.join(format!("{name}.json"));
-        allocshim(&[
-            "compare",
-            "--runs",
-            "2",
-            "--warmup",
-            "0",
-            "--backends",
-            "system,jemalloc",
-            "--json",
-            json.to_str().unwrap(),
-            "--",
-            churn.to_str().unwrap(),
-            ops,
-        ])
-        .success()
-        .unwrap();
+        let json_arg = format!("--json={}", json.display());
+        allocshim(&["compare", "--runs=2", "--warmup=0", "--backends=system,jemalloc", &json_arg, "--", churn.to_str().unwrap(), ops])
+            .success()
+            .unwrap();
         results.push(format!("{name}={}", json.display()));
     }
     let svg = dir.join("s.svg");
@@ -358,20 +346,8 @@ fn summarize_puts_several_comparisons_side_by_side_with_a_chart() {
 
 #[test]
 fn compare_reports_a_failing_variant_instead_of_averaging_it() {
-    let out = allocshim(&[
-        "compare",
-        "--runs",
-        "2",
-        "--warmup",
-        "0",
-        "--backends",
-        "system,mimalloc",
-        "--",
-        "sh",
-        "-c",
-        "echo boom >&2; test \"$ALLOCSHIM_BACKEND\" != mimalloc",
-    ])
-    .output();
+    let script = "echo boom >&2; test \"$ALLOCSHIM_BACKEND\" != mimalloc";
+    let out = allocshim(&["compare", "--runs=2", "--warmup=0", "--backends=system,mimalloc", "--", "sh", "-c", script]).output();
     assert_eq!(out.status.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
     let row = out.stdout.lines().find(|l| l.starts_with("| mimalloc |")).expect("mimalloc row");
     assert!(row.contains("FAILED: 2 of 2 runs, exit status 1") && row.contains("boom"), "{row}");
