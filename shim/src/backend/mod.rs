@@ -18,17 +18,18 @@ use allocshim_select::preset::Preset;
 pub use allocshim_select::usage::Usage;
 pub use allocshim_select::{Backend, ALL};
 
-/// Entry points the exported C ABI dispatches to. The callers in `exports` have
-/// already handled NULL, size 0, overflow and alignment rules, so each backend only
-/// sees the plain cases (documented per field) and needs no checks of its own.
+/// Entry points the exported C ABI dispatches to. The callers in `exports` handle
+/// what the backends would do differently from glibc (realloc's NULL and size 0,
+/// calloc's overflow, alignment rules, arena blocks); malloc and free reach the backend
+/// as the program called them (documented per field).
 pub struct Ops {
-    /// any size up to PTRDIFF_MAX
+    /// any size: a backend returns NULL with ENOMEM for what it cannot serve
     pub malloc: unsafe extern "C" fn(usize) -> *mut c_void,
     /// count * size known not to overflow
     pub calloc: unsafe extern "C" fn(usize, usize) -> *mut c_void,
     /// ptr non-NULL and not from the bootstrap arena; size > 0
     pub realloc: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void,
-    /// ptr non-NULL and not from the bootstrap arena
+    /// ptr NULL (a no-op in every backend) or not from the bootstrap arena
     pub free: unsafe extern "C" fn(*mut c_void),
     /// (alignment, size): alignment a power of two above `size_of::<usize>()`
     pub memalign: unsafe extern "C" fn(usize, usize) -> *mut c_void,
