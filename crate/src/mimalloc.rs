@@ -89,8 +89,8 @@ impl MiMalloc {
         allocshim_backends::mimalloc::VERSION.to_str().unwrap_or("unknown")
     }
 
-    /// mimalloc keeps no count of live bytes in release builds: `allocated` is None,
-    /// `resident` the memory it has committed.
+    /// mimalloc keeps neither figure in a form `Usage` defines (its committed count is
+    /// its whole reserved arena): both are None. See [`Usage`].
     pub fn usage() -> Usage {
         allocshim_backends::mimalloc::usage()
     }

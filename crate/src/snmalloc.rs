@@ -54,7 +54,8 @@ unsafe impl GlobalAlloc for SnMalloc {
 
 impl SnMalloc {
     /// snmalloc's version: that of snmalloc-sys, which follows upstream's numbering
-    /// (snmalloc has no version API), as found in the program's Cargo.lock.
+    /// (snmalloc has no version API), as `allocshim_backends::snmalloc::VERSION` reads
+    /// it from the build's Cargo.lock.
     pub fn version() -> &'static str {
         allocshim_backends::snmalloc::VERSION.to_str().unwrap_or("unknown")
     }

@@ -206,8 +206,7 @@ fn once(v: &Variant, plan: &Plan, stdout_path: &Path, stderr_path: &Path, units:
         anyhow::bail!("waiting for {pid} failed: {}", std::io::Error::last_os_error());
     }
 
-    let mut text = String::new();
-    File::open(stderr_path)?.take(1 << 20).read_to_string(&mut text).ok();
+    let text = read_capped(File::open(stderr_path)?);
     let served_by = served_by(&text);
 
     let status = std::process::ExitStatus::from_raw(status);
@@ -215,10 +214,8 @@ fn once(v: &Variant, plan: &Plan, stdout_path: &Path, stderr_path: &Path, units:
         let why = if timed_out { format!("timed out after {} s", timeout.as_secs()) } else { describe(status) };
         return Ok((Err(Failure { status: why, stderr_tail: stderr_tail(&text) }), served_by));
     }
-    let mut out = String::new();
-    File::open(stdout_path)?.take(1 << 20).read_to_string(&mut out).ok();
+    let out = read_capped(File::open(stdout_path)?);
     let metrics = parse_metrics(&out, units);
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ok((
         Ok(Sample {
             wall_s: wall.as_secs_f64(),
@@ -332,4 +329,17 @@ mod tests {
         assert_eq!(units["ns_per_op"], "ns");
         assert_eq!(units["final_rss"], "");
     }
+}
+
+/// The first MiB of what a run wrote to `f` (lossy beyond that: only its end and its
+/// metric lines are read).
+pub(super) fn read_capped(f: File) -> String {
+    let mut text = String::new();
+    let _ = f.take(1 << 20).read_to_string(&mut text);
+    text
+}
+
+/// A `timeval` (rusage's CPU times) in seconds.
+pub(super) fn secs(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
 }

@@ -124,7 +124,7 @@ pub fn main(a: Args) -> Result<ExitCode> {
         std::fs::write(p, serde_json::to_string_pretty(&c)?).with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &a.svg {
-        let chart = if c.load.is_some() { svg::rss_over_time(&c) } else { svg::render(&c) };
+        let chart = svg::chart(&c);
         std::fs::write(p, chart).with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(if c.any_failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS })

@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -96,12 +95,9 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// The first MiB of a file the run wrote, or nothing if it cannot be read.
 fn read_tail(path: &Path) -> String {
-    let mut text = String::new();
-    if let Ok(f) = File::open(path) {
-        let _ = f.take(1 << 20).read_to_string(&mut text);
-    }
-    text
+    File::open(path).map(measure::read_capped).unwrap_or_default()
 }
 
 fn once(v: &Variant, plan: &Plan, dir: &Path, units: &mut BTreeMap<String, String>) -> Result<Once> {
@@ -244,8 +240,7 @@ fn once(v: &Variant, plan: &Plan, dir: &Path, units: &mut BTreeMap<String, Strin
         units.entry(name.to_string()).or_insert_with(|| unit.to_string());
         metrics.insert(name.to_string(), value);
     }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let (user_s, sys_s) = ru.map(|r| (secs(r.ru_utime), secs(r.ru_stime))).unwrap_or((f64::NAN, f64::NAN));
+    let (user_s, sys_s) = ru.map(|r| (measure::secs(r.ru_utime), measure::secs(r.ru_stime))).unwrap_or((f64::NAN, f64::NAN));
     let peak = series.iter().map(|s| s.1).max().unwrap_or(0);
     Ok((Ok(Sample { wall_s: load_wall, user_s, sys_s, peak_rss: peak, metrics, rss_series: series }), served_by))
 }

@@ -57,7 +57,7 @@ pub fn main(a: Args) -> Result<ExitCode> {
         if let Some(p) = &a.svg {
             let [w] = &workloads[..] else { bail!("--table --svg redraws one result's chart; give one result") };
             let c = &w.comparison;
-            let chart = if c.load.is_some() { super::svg::rss_over_time(c) } else { super::svg::render(c) };
+            let chart = super::svg::chart(c);
             std::fs::write(p, chart).with_context(|| format!("cannot write {}", p.display()))?;
         }
         return Ok(ExitCode::SUCCESS);

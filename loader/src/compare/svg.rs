@@ -12,9 +12,9 @@ const GAP: f64 = 60.0;
 const TOP: f64 = 78.0;
 const ROW: f64 = 30.0;
 
-pub fn render(c: &Comparison) -> String {
+fn render(c: &Comparison) -> String {
     let height = (TOP + ROW * c.rows.len() as f64 + 50.0).ceil() as u32;
-    let mut s = header(WIDTH, height, "allocshim compare", &c.command, 100);
+    let mut s = header(WIDTH, height, &titled("allocshim compare", &c.command, 100));
     let _ = writeln!(
         s,
         r##"<text x="10" y="40" fill="#555">{}. Bar: median; line: min–max; ×: ratio to {} (* beyond run-to-run noise).</text>"##,
@@ -83,24 +83,18 @@ pub fn render(c: &Comparison) -> String {
     s
 }
 
-/// Ratios per workload (rows) and pair of variants (one colour each), for time and
-/// for peak RSS: bars grow from the 1.0 line, so "costs nothing" reads as no bar.
 /// A workload's name with its time and peak RSS ratios, one per pair (None: missing).
 pub type ChartRow<'a> = (&'a str, Vec<Option<f64>>, Vec<Option<f64>>);
 
+/// Ratios per workload (rows) and pair of variants (one colour each), for time and
+/// for peak RSS: bars grow from the 1.0 line, so "costs nothing" reads as no bar.
 pub fn ratio_chart(title: &str, pairs: &[String], rows: &[ChartRow]) -> String {
     const BAR: f64 = 13.0;
     let group = BAR * pairs.len() as f64 + 10.0;
     let legend_h = 18.0 * pairs.len() as f64;
     let top = 60.0 + legend_h + 20.0;
     let height = (top + group * rows.len() as f64 + 40.0).ceil() as u32;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
-    let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#, esc(title));
+    let mut s = header(WIDTH, height, title);
     let _ = writeln!(
         s,
         r##"<text x="10" y="40" fill="#555">Ratio of medians per workload; 1.00 = no difference, right of it = slower or larger.</text>"##
@@ -164,7 +158,7 @@ pub fn ratio_chart(title: &str, pairs: &[String], rows: &[ChartRow]) -> String {
 
 /// Server mode: the server's RSS over the load, one colour per variant, one line per
 /// run; the legend gives each variant's median RSS over the last half and its ratio.
-pub fn rss_over_time(c: &Comparison) -> String {
+fn rss_over_time(c: &Comparison) -> String {
     const H: f64 = 320.0;
     const LEFT: f64 = 70.0;
     const W: f64 = 560.0;
@@ -184,7 +178,7 @@ pub fn rss_over_time(c: &Comparison) -> String {
     let (t_top, r_top) = ((t_max * 0.97 / t_step).ceil().max(1.0) * t_step, (r_max * 1.05 / r_step).ceil().max(1.0) * r_step);
     let x = |t: f64| LEFT + t.min(t_top) / t_top * W;
     let y = |m: f64| top + H - m / r_top * H;
-    let mut s = header(WIDE, height, "allocshim compare (server)", &c.command, 90);
+    let mut s = header(WIDE, height, &titled("allocshim compare (server)", &c.command, 90));
     let _ =
         writeln!(s, r##"<text x="10" y="40" fill="#555">RSS of the server's process group during the load; {}.</text>"##, c.plan_text());
     let _ = writeln!(
@@ -264,25 +258,38 @@ pub fn rss_over_time(c: &Comparison) -> String {
     s
 }
 
-/// The smallest of 1, 2, 2.5, 5 × 10^k at or above `v`: a tick step that makes every
-/// tick a round number.
-/// The SVG root of a `width` × `height` chart on white, titled with `what` and the
-/// command (cut to `keep` characters).
-fn header(width: u32, height: u32, what: &str, command: &[String], keep: usize) -> String {
+/// The SVG root of a `width` × `height` chart on white, with its title.
+fn header(width: u32, height: u32, title: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
-    let title: String = command.join(" ").chars().take(keep).collect();
-    let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">{what}: {}</text>"#, esc(&title));
+    let _ = writeln!(s, r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#, esc(title));
     s
 }
 
+/// "WHAT: COMMAND", the command cut to `keep` characters: a chart's title.
+fn titled(what: &str, command: &[String], keep: usize) -> String {
+    format!("{what}: {}", command.join(" ").chars().take(keep).collect::<String>())
+}
+
+/// The chart of a comparison: RSS over time for a server comparison, else time and
+/// peak RSS per variant.
+pub fn chart(c: &Comparison) -> String {
+    if c.load.is_some() {
+        rss_over_time(c)
+    } else {
+        render(c)
+    }
+}
+
+/// The smallest of 1, 2, 2.5, 5 × 10^k at or above `v`: a tick step that makes every
+/// tick a round number.
 fn nice(v: f64) -> f64 {
     // NaN and infinities too: only a finite positive value has a scale.
-    if v.is_nan() || v <= 0.0 || !v.is_finite() {
+    if !(v.is_finite() && v > 0.0) {
         return 1.0;
     }
     let p = 10f64.powf(v.log10().floor());
