@@ -45,7 +45,7 @@ fn einval() -> *mut c_void {
 }
 
 /// The page size: a power of two.
-fn page_size() -> usize {
+pub(crate) fn page_size() -> usize {
     // SAFETY: getauxval only reads the auxiliary vector the kernel passed; it has no
     // preconditions (and returns 0 for a missing entry, hence the floor).
     unsafe { libc::getauxval(libc::AT_PAGESZ) as usize }.max(4096)
@@ -355,8 +355,8 @@ pub extern "C" fn allocshim_options() -> *const c_char {
 }
 
 /// The active backend's own figures: bytes allocated and resident, as it counts them
-/// (mimalloc: neither; snmalloc: current usage, resident unknown; system:
-/// glibc's mallinfo2). A figure the backend cannot give is written as SIZE_MAX.
+/// as `allocshim_select::usage` defines them (jemalloc: both; snmalloc: resident only;
+/// mimalloc: neither; system: glibc's mallinfo2). A figure the backend cannot give is written as SIZE_MAX.
 ///
 /// # Safety
 /// `allocated` and `resident` are each NULL or valid for writing one `size_t`.

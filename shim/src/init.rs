@@ -143,7 +143,7 @@ unsafe fn select_and_start(env: &Env) {
     }
     // SAFETY: the selecting thread, `backend` started, the choice not yet published
     // (our caller's contract).
-    unsafe { crate::preset::record(backend, env, preset) };
+    let options = unsafe { crate::preset::record(backend, env, preset) };
 
     CHOSEN.store(backend as u8, Relaxed);
     // SAFETY: the selecting thread before the choice is published (our caller's
@@ -155,8 +155,7 @@ unsafe fn select_and_start(env: &Env) {
     if select::flag(env, vars::ALLOCSHIM_VERBOSE, &mut |w| w.print()) {
         report::verbose_choice(backend, reason.as_bytes());
         if env.get(vars::ALLOCSHIM_PRESET).is_some_and(|v| !v.trim_ascii().is_empty()) {
-            // SAFETY: the selecting thread, after `record`.
-            report::verbose_options(preset, unsafe { crate::preset::options_now() });
+            report::verbose_options(preset, options.as_bytes());
         }
     }
     if select::flag(env, vars::ALLOCSHIM_STATS, &mut |w| w.print()) {

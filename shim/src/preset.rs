@@ -16,16 +16,11 @@ use crate::env::Env;
 use crate::once::{c_string, SelectionCell};
 use crate::report::Line;
 
-/// jemalloc, in `MALLOC_CONF` syntax, with the type `mallctl("opt.NAME")` reads back.
+/// jemalloc, in `MALLOC_CONF` syntax (each name is read back in `describe_jemalloc`).
 /// narenas:2 caps arenas as MALLOC_ARENA_MAX=2 does for glibc; dirty pages go back
 /// to the OS after 1 s instead of 10 s, and the background thread does that purging
 /// even while the server is idle (otherwise decay only advances on allocation).
-const JEMALLOC: &[(&str, &str, Kind)] = &[
-    ("narenas", "2", Kind::Unsigned),
-    ("dirty_decay_ms", "1000", Kind::Ssize),
-    ("muzzy_decay_ms", "0", Kind::Ssize),
-    ("background_thread", "true", Kind::Bool),
-];
+const JEMALLOC: &[(&str, &str)] = &[("narenas", "2"), ("dirty_decay_ms", "1000"), ("muzzy_decay_ms", "0"), ("background_thread", "true")];
 
 /// mimalloc: (option name as `MIMALLOC_<NAME>` spells it, its legacy name, index in
 /// `mi_option_t` (the same in 2.x and 3.x for these), low-memory value).
@@ -37,15 +32,7 @@ const GLIBC: &[(c_int, &str, &str, &str, c_int)] = &[(M_ARENA_MAX, "arena_max", 
 
 const M_ARENA_MAX: c_int = -8; // <malloc.h>
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Unsigned,
-    Ssize,
-    Bool,
-}
-
 static PRESET: SelectionCell<Preset> = SelectionCell::new(Preset::Default);
-static OPTIONS: SelectionCell<Line> = SelectionCell::new(Line::new());
 /// The same, NUL-terminated, for the query API.
 static OPTIONS_C: SelectionCell<[u8; 512]> = SelectionCell::new([0; 512]);
 /// "PRESET,MALLOC_CONF\0" for jemalloc: later pairs override earlier ones.
@@ -65,37 +52,28 @@ pub fn options_c() -> *const c_char {
     unsafe { OPTIONS_C.get().as_ptr().cast() }
 }
 
-/// The options as just recorded, for the verbose line.
-///
-/// # Safety
-/// Only from the selecting thread, after `record`.
-pub unsafe fn options_now() -> &'static [u8] {
-    // SAFETY: the selecting thread, after `record` (our caller's contract): the only
-    // writer has finished and holds no `get_mut` reference any more.
-    unsafe { OPTIONS.get().as_bytes() }
-}
-
-/// Records the preset and the effective options of the started backend.
+/// Records the preset and the effective options of the started backend (for the
+/// query API), and returns the options' text (for the verbose line).
 ///
 /// # Safety
 /// Only from the selecting thread, after `backend` started, before the choice is published.
-pub unsafe fn record(backend: Backend, env: &Env, preset: Preset) {
-    // SAFETY: the selecting thread before the choice is published (our caller's
-    // contract), and each reference is the only one to its cell while it is used.
-    let (out, text) = unsafe {
-        *PRESET.get_mut() = preset;
-        (OPTIONS.get_mut(), OPTIONS_C.get_mut())
-    };
-    *out = Line::new();
+pub unsafe fn record(backend: Backend, env: &Env, preset: Preset) -> Line {
+    let mut out = Line::new();
     match backend {
-        Backend::Jemalloc => describe_jemalloc(env, preset, out),
-        Backend::Mimalloc => describe_mimalloc(env, preset, out),
+        Backend::Jemalloc => describe_jemalloc(env, preset, &mut out),
+        Backend::Mimalloc => describe_mimalloc(env, preset, &mut out),
         Backend::Snmalloc => {
             out.str("none (snmalloc has no run-time options)");
         }
-        Backend::System => describe_glibc(env, preset, out),
+        Backend::System => describe_glibc(env, preset, &mut out),
     }
-    c_string(text, out.as_bytes());
+    // SAFETY: the selecting thread before the choice is published (our caller's
+    // contract); each reference is the only one to its cell while it is used.
+    unsafe {
+        *PRESET.get_mut() = preset;
+        c_string(OPTIONS_C.get_mut(), out.as_bytes());
+    }
+    out
 }
 
 fn source(out: &mut Line, user: Option<&[u8]>, preset: Preset) {
@@ -124,10 +102,10 @@ fn sep(out: &mut Line) {
 /// # Safety
 /// Only from the selecting thread, before the choice is published.
 pub unsafe fn jemalloc_conf(env: &Env, preset: Preset) -> Option<*const c_char> {
-    let user = env.get(vars::MALLOC_CONF);
     if preset == Preset::Default {
         return env.get_c(vars::MALLOC_CONF);
     }
+    let user = env.get(vars::MALLOC_CONF);
     // SAFETY: the selecting thread before the choice is published (our caller's
     // contract); jemalloc reads the string only after this returns.
     let buf = unsafe { JEMALLOC_CONF.get_mut() };
@@ -141,7 +119,7 @@ pub unsafe fn jemalloc_conf(env: &Env, preset: Preset) -> Option<*const c_char> 
         fits
     };
     let mut ok = true;
-    for (i, (name, value, _)) in JEMALLOC.iter().enumerate() {
+    for (i, (name, value)) in JEMALLOC.iter().enumerate() {
         ok &= put(if i == 0 { b"" } else { b"," }) && put(name.as_bytes()) && put(b":") && put(value.as_bytes());
     }
     if let Some(u) = user {
@@ -157,10 +135,11 @@ pub unsafe fn jemalloc_conf(env: &Env, preset: Preset) -> Option<*const c_char> 
     Some(buf.as_ptr().cast())
 }
 
-/// The last variable among jemalloc's configuration strings that sets `name`.
-fn jemalloc_user(env: &Env, name: &str) -> Option<&'static [u8]> {
+/// The last of jemalloc's configuration variables that sets `name`: `confs` holds each
+/// variable with its value, in the order jemalloc lets them win (read once per start).
+fn jemalloc_user(confs: &[(&'static str, Option<&[u8]>); 2], name: &str) -> Option<&'static [u8]> {
     let sets = |conf: &[u8]| conf.split(|&b| b == b',').any(|pair| pair.split(|&b| b == b':').next() == Some(name.as_bytes()));
-    [vars::RJEM_MALLOC_CONF, vars::MALLOC_CONF].into_iter().find(|var| env.get(var).is_some_and(sets)).map(str::as_bytes)
+    confs.iter().find(|(_, value)| value.is_some_and(sets)).map(|(var, _)| var.as_bytes())
 }
 
 /// jemalloc's effective values, read back from its option variables.
@@ -172,7 +151,8 @@ fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
         static _rjem_je_opt_muzzy_decay_ms: isize;
         static _rjem_je_opt_background_thread: bool;
     }
-    for (opt, _, kind) in JEMALLOC {
+    let confs = [(vars::RJEM_MALLOC_CONF, env.get(vars::RJEM_MALLOC_CONF)), (vars::MALLOC_CONF, env.get(vars::MALLOC_CONF))];
+    for (opt, _) in JEMALLOC {
         sep(out);
         out.str(opt).str("=");
         // Read from the option variables linked into this library, not with
@@ -183,17 +163,15 @@ fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
         // `start`); nothing writes them any more. Volatile: their values are jemalloc's.
         unsafe {
             use core::ptr::{addr_of, read_volatile};
-            match (*opt, kind) {
-                ("narenas", Kind::Unsigned) => out.num(u64::from(read_volatile(addr_of!(_rjem_je_opt_narenas)))),
-                ("dirty_decay_ms", Kind::Ssize) => signed(out, read_volatile(addr_of!(_rjem_je_opt_dirty_decay_ms)) as i64),
-                ("muzzy_decay_ms", Kind::Ssize) => signed(out, read_volatile(addr_of!(_rjem_je_opt_muzzy_decay_ms)) as i64),
-                ("background_thread", Kind::Bool) => {
-                    out.str(if read_volatile(addr_of!(_rjem_je_opt_background_thread)) { "true" } else { "false" })
-                }
+            match *opt {
+                "narenas" => out.num(u64::from(read_volatile(addr_of!(_rjem_je_opt_narenas)))),
+                "dirty_decay_ms" => signed(out, read_volatile(addr_of!(_rjem_je_opt_dirty_decay_ms)) as i64),
+                "muzzy_decay_ms" => signed(out, read_volatile(addr_of!(_rjem_je_opt_muzzy_decay_ms)) as i64),
+                "background_thread" => out.str(if read_volatile(addr_of!(_rjem_je_opt_background_thread)) { "true" } else { "false" }),
                 _ => out.str("?"),
             };
         }
-        source(out, jemalloc_user(env, opt), preset);
+        source(out, jemalloc_user(&confs, opt), preset);
     }
 }
 

@@ -218,15 +218,7 @@ pub unsafe fn rebind(backend: Backend, interposed: bool) {
         }
     }
 
-    let mut plan = Plan {
-        ours,
-        target,
-        lazy: interposed,
-        main_ns: map,
-        own,
-        // SAFETY: getauxval only reads the auxiliary vector.
-        page: (unsafe { libc::getauxval(libc::AT_PAGESZ) } as usize).max(4096),
-    };
+    let mut plan = Plan { ours, target, lazy: interposed, main_ns: map, own, page: crate::exports::page_size() };
     // SAFETY: `each_object` gets each loaded object's description and this `plan`,
     // a live local for the whole call, as the `data` it expects.
     unsafe { libc::dl_iterate_phdr(Some(each_object), (&mut plan as *mut Plan).cast()) };

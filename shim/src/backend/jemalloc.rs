@@ -10,7 +10,7 @@ use core::ffi::{c_char, c_void, CStr};
 use allocshim_backends::jemalloc;
 use tikv_jemalloc_sys as je;
 
-use super::{Backend, Descriptor, Ops, Refusal, Usage};
+use super::{Descriptor, Ops, Refusal, Usage};
 use crate::env::Env;
 use allocshim_select::preset::Preset;
 
@@ -20,7 +20,6 @@ extern "C" {
 }
 
 pub static DESCRIPTOR: Descriptor = Descriptor {
-    backend: Backend::Jemalloc,
     version,
     ops: Ops { malloc: je::malloc, calloc: je::calloc, realloc: je::realloc, free: je::free, memalign, usable_size },
     start,

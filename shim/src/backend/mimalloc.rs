@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use allocshim_backends::mimalloc;
 use libmimalloc_sys as mi;
 
-use super::{Backend, Descriptor, Ops, Refusal, Usage};
+use super::{Descriptor, Ops, Refusal, Usage};
 use crate::env::Env;
 use allocshim_select::preset::Preset;
 
@@ -24,7 +24,6 @@ extern "C" {
 }
 
 pub static DESCRIPTOR: Descriptor = Descriptor {
-    backend: Backend::Mimalloc,
     version,
     ops: Ops { malloc: mi::mi_malloc, calloc: mi::mi_calloc, realloc: mi::mi_realloc, free: mi::mi_free, memalign, usable_size },
     start,

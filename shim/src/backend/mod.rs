@@ -44,7 +44,6 @@ pub struct Ops {
 /// the only one initialised; calling another's would start it, or read an allocator
 /// that serves nothing).
 pub struct Descriptor {
-    pub backend: Backend,
     /// The version of the allocator compiled into this library.
     pub version: fn() -> &'static CStr,
     /// The C entry points; `init` publishes a pointer to these once the backend started.
@@ -74,15 +73,6 @@ pub const fn descriptor(backend: Backend) -> &'static Descriptor {
         Backend::System => &system::DESCRIPTOR,
     }
 }
-
-// Each descriptor describes the backend it is found under.
-const _: () = {
-    let mut i = 0;
-    while i < ALL.len() {
-        assert!(descriptor(ALL[i]).backend as u8 == ALL[i] as u8);
-        i += 1;
-    }
-};
 
 /// For `Descriptor` fields a backend has nothing to do in.
 fn nothing() {}

@@ -12,7 +12,7 @@ use core::ffi::{c_void, CStr};
 use allocshim_backends::snmalloc;
 use snmalloc_sys as sn;
 
-use super::{Backend, Descriptor, Ops, Refusal, Usage};
+use super::{Descriptor, Ops, Refusal, Usage};
 use crate::env::Env;
 use allocshim_select::line::{warn, Line};
 use allocshim_select::preset::Preset;
@@ -23,7 +23,6 @@ extern "C" {
 }
 
 pub static DESCRIPTOR: Descriptor = Descriptor {
-    backend: Backend::Snmalloc,
     version,
     ops: Ops { malloc: sn::sn_malloc, calloc: sn::sn_calloc, realloc: sn::sn_realloc, free: sn::sn_free, memalign, usable_size },
     start,

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use allocshim_backends::system;
 
-use super::{Backend, Descriptor, Ops, Refusal, Usage};
+use super::{Descriptor, Ops, Refusal, Usage};
 use crate::env::Env;
 use allocshim_select::preset::Preset;
 
@@ -20,7 +20,6 @@ extern "C" {
 }
 
 pub static DESCRIPTOR: Descriptor = Descriptor {
-    backend: Backend::System,
     version,
     ops: Ops {
         malloc: __libc_malloc,
