@@ -65,16 +65,17 @@ impl Line {
     }
 }
 
-/// This thread's errno.
+/// This thread's errno. (The one errno accessor of the library and the crate: every
+/// line printed keeps errno, and the library's entry points set it as glibc's do.)
 #[inline(always)]
-fn errno() -> libc::c_int {
+pub fn errno() -> libc::c_int {
     // SAFETY: __errno_location returns this thread's errno, valid for the thread.
     unsafe { *libc::__errno_location() }
 }
 
 /// Sets this thread's errno.
 #[inline(always)]
-fn set_errno(e: libc::c_int) {
+pub fn set_errno(e: libc::c_int) {
     // SAFETY: as in `errno`.
     unsafe { *libc::__errno_location() = e };
 }

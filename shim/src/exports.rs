@@ -24,13 +24,7 @@ const MIN_ALIGN: usize = core::mem::size_of::<usize>();
 /// Larger objects cannot exist (pointer differences would overflow).
 const MAX_SIZE: usize = isize::MAX as usize;
 
-/// Sets this thread's errno.
-#[inline(always)]
-pub(crate) fn set_errno(e: c_int) {
-    // SAFETY: __errno_location returns this thread's errno, valid to write for as long
-    // as the thread lives.
-    unsafe { *libc::__errno_location() = e }
-}
+pub(crate) use allocshim_select::line::set_errno;
 
 #[cold]
 fn enomem() -> *mut c_void {

@@ -12,6 +12,7 @@ use libmimalloc_sys as mi;
 
 use super::{Descriptor, Ops, Refusal, Usage};
 use crate::env::Env;
+use allocshim_select::line::{errno, set_errno};
 use allocshim_select::preset::Preset;
 
 extern "C" {
@@ -62,8 +63,7 @@ unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
 /// None beyond being called as mimalloc's error handler (any thread, any time).
 unsafe extern "C" fn on_error(code: c_int, _arg: *mut c_void) {
     if code == libc::ENOMEM || code == libc::EOVERFLOW {
-        // SAFETY: __errno_location returns this thread's errno, always valid to write.
-        unsafe { *libc::__errno_location() = libc::ENOMEM };
+        set_errno(libc::ENOMEM);
     }
 }
 
@@ -80,13 +80,10 @@ unsafe fn start(_env: &Env, preset: Preset) -> Result<(), Refusal> {
     // mimalloc counts NUMA nodes lazily, in the first allocation that needs an arena,
     // and its last failing access(2) probe left ENOENT in the errno of that successful
     // malloc (tests/c/errno.c). Counting here, with errno kept, caches the answer first.
-    // SAFETY: __errno_location returns this thread's errno; _mi_os_numa_node_count
-    // only probes and caches, after mimalloc's init.
-    unsafe {
-        let errno = *libc::__errno_location();
-        _mi_os_numa_node_count();
-        *libc::__errno_location() = errno;
-    }
+    let saved = errno();
+    // SAFETY: _mi_os_numa_node_count only probes and caches, after mimalloc's init.
+    unsafe { _mi_os_numa_node_count() };
+    set_errno(saved);
     // SAFETY: `on_error` may run in any thread at any time: it only writes errno; no argument.
     unsafe { mi::mi_register_error(Some(on_error), core::ptr::null_mut()) };
     STARTED.store(true, Ordering::Relaxed);
