@@ -59,14 +59,7 @@ pub fn options_c() -> *const c_char {
 /// Only from the selecting thread, after `backend` started, before the choice is published.
 pub unsafe fn record(backend: Backend, env: &Env, preset: Preset) -> Line {
     let mut out = Line::new();
-    match backend {
-        Backend::Jemalloc => describe_jemalloc(env, preset, &mut out),
-        Backend::Mimalloc => describe_mimalloc(env, preset, &mut out),
-        Backend::Snmalloc => {
-            out.str("none (snmalloc has no run-time options)");
-        }
-        Backend::System => describe_glibc(env, preset, &mut out),
-    }
+    (crate::backend::descriptor(backend).describe)(env, preset, &mut out);
     // SAFETY: the selecting thread before the choice is published (our caller's
     // contract); each reference is the only one to its cell while it is used.
     unsafe {
@@ -143,7 +136,12 @@ fn jemalloc_user(confs: &[(&'static str, Option<&[u8]>); 2], name: &str) -> Opti
 }
 
 /// jemalloc's effective values, read back from its option variables.
-fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
+/// snmalloc has no run-time options: nothing to describe but that.
+pub(crate) fn describe_snmalloc(_env: &Env, _preset: Preset, out: &mut Line) {
+    out.str("none (snmalloc has no run-time options)");
+}
+
+pub(crate) fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
     extern "C" {
         // jemalloc.c's option variables (`unsigned`, `ssize_t`, `ssize_t`, `bool`).
         static _rjem_je_opt_narenas: u32;
@@ -227,7 +225,7 @@ pub unsafe fn mimalloc_defaults(preset: Preset) {
 }
 
 /// mimalloc's effective values, read back with `mi_option_get`.
-fn describe_mimalloc(env: &Env, preset: Preset, out: &mut Line) {
+pub(crate) fn describe_mimalloc(env: &Env, preset: Preset, out: &mut Line) {
     for &(name, legacy, index, _) in MIMALLOC {
         sep(out);
         out.str(name).str("=");
@@ -276,7 +274,7 @@ pub unsafe fn glibc_apply(env: &Env, preset: Preset) {
     }
 }
 
-fn describe_glibc(env: &Env, preset: Preset, out: &mut Line) {
+pub(crate) fn describe_glibc(env: &Env, preset: Preset, out: &mut Line) {
     // glibc has no getter for these: the report says what was set, and by whom.
     for &(_, name, var, tunable, value) in GLIBC {
         sep(out);

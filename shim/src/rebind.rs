@@ -32,7 +32,7 @@
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
-use crate::backend::{Backend, BackendExt, Ops};
+use crate::backend::Backend;
 use crate::bootstrap;
 
 #[cfg(target_arch = "x86_64")]
@@ -122,58 +122,24 @@ struct Plan {
 /// Set once rebinding ran, so that it runs once.
 static DONE: AtomicBool = AtomicBool::new(false);
 
-/// Which of the four functions the backend can serve directly, i.e. where its own
-/// function does exactly what our exported one does (exports.rs):
-/// * malloc: ours is a bare tail jump into the backend, always;
-/// * free: ours first drops bootstrap-arena blocks. Direct only if none is live (none
-///   can be made after the choice), or for snmalloc, whose free ignores pointers it
-///   does not own (README, "Foreign pointers");
-/// * calloc: ours checks count*size for overflow and PTRDIFF_MAX (NULL + ENOMEM).
-///   glibc, jemalloc and snmalloc do the same themselves; mimalloc's release build
-///   returns NULL on an overflowing product without setting errno, so it keeps ours
-///   (tests/c/rebind.c checks both cases per backend through these very slots);
-/// * realloc: ours handles NULL, size 0 (free, return NULL), huge sizes and arena
-///   blocks. glibc, snmalloc and jemalloc with its Linux default `zero_realloc:free`
-///   do the same when no arena block is live; mimalloc returns a block for size 0, so
-///   it keeps ours.
+/// Which of the four functions the program's calls may reach directly: where the
+/// backend's own function does exactly what our exported one does, as its descriptor
+/// says (`backend::Direct`; tests/c/rebind.c checks each case per backend through these
+/// very slots). free, calloc and realloc also drop or copy bootstrap-arena blocks in
+/// ours, so free (unless the backend ignores foreign pointers) and realloc go direct
+/// only when no arena block is live: none can be made after the choice.
 fn plan(backend: Backend, arena_live: bool) -> [usize; 4] {
-    let ops: &Ops = backend.ops();
-    let free_direct = !arena_live || backend == Backend::Snmalloc;
-    let realloc_direct = !arena_live
-        && match backend {
-            Backend::System | Backend::Snmalloc => true,
-            // SAFETY: jemalloc is the chosen backend, so it is initialised and its
-            // options are final.
-            Backend::Jemalloc => unsafe { jemalloc_frees_on_zero_realloc() },
-            Backend::Mimalloc => false,
-        };
-    let calloc_direct = backend != Backend::Mimalloc;
+    let d = crate::backend::descriptor(backend);
+    let free_direct = !arena_live || d.direct.free_ignores_foreign;
+    // SAFETY: `backend` is the chosen one, started (rebind's contract): its options
+    // are final.
+    let realloc_direct = !arena_live && unsafe { (d.direct.realloc)() };
     [
-        ops.malloc as usize,
-        if free_direct { ops.free as usize } else { 0 },
-        if calloc_direct { ops.calloc as usize } else { 0 },
-        if realloc_direct { ops.realloc as usize } else { 0 },
+        d.ops.malloc as usize,
+        if free_direct { d.ops.free as usize } else { 0 },
+        if d.direct.calloc { d.ops.calloc as usize } else { 0 },
+        if realloc_direct { d.ops.realloc as usize } else { 0 },
     ]
-}
-
-/// jemalloc's `opt.zero_realloc` is "free" (its Linux default) unless MALLOC_CONF
-/// changed it; only then does its realloc(p, 0) match glibc's. Read from jemalloc's
-/// option variable (linked in statically): asking `mallctl` would first build
-/// jemalloc's whole control tree, 200 k instructions of start-up.
-///
-/// # Safety
-/// jemalloc must have been initialised (its options parsed).
-unsafe fn jemalloc_frees_on_zero_realloc() -> bool {
-    extern "C" {
-        // jemalloc.c `opt_zero_realloc_action`, a `zero_realloc_action_t`:
-        // alloc = 0, free = 1, abort = 2 (jemalloc_internal_types.h, 5.3).
-        static _rjem_je_opt_zero_realloc_action: c_int;
-    }
-    const ZERO_REALLOC_ACTION_FREE: c_int = 1;
-    // SAFETY: an `int`-sized enum linked into this library; jemalloc wrote it while
-    // parsing its options, which are final now (our caller's contract), so nothing
-    // writes it concurrently. Volatile: the compiler must not assume its value.
-    unsafe { core::ptr::read_volatile(core::ptr::addr_of!(_rjem_je_opt_zero_realloc_action)) == ZERO_REALLOC_ACTION_FREE }
 }
 
 /// Rewrites the slots (once per process). `interposed`: the selection found our

@@ -10,7 +10,7 @@ use core::ffi::{c_char, c_void, CStr};
 use allocshim_backends::jemalloc;
 use tikv_jemalloc_sys as je;
 
-use super::{Descriptor, Ops, Refusal, Usage};
+use super::{Descriptor, Direct, Ops, Refusal, Usage};
 use crate::env::Env;
 use allocshim_select::preset::Preset;
 
@@ -27,6 +27,10 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
     trim,
     print_stats,
     usage,
+    describe: crate::preset::describe_jemalloc,
+    // calloc: jemalloc checks the product itself; realloc: only with its Linux default
+    // `zero_realloc:free`, which a user's MALLOC_CONF can change.
+    direct: Direct { free_ignores_foreign: false, calloc: true, realloc: frees_on_zero_realloc },
 };
 
 /// # Safety
@@ -82,4 +86,24 @@ unsafe fn print_stats() {
 /// For the started jemalloc (`Descriptor`): reading statistics would start another.
 unsafe fn usage() -> Usage {
     jemalloc::usage()
+}
+
+/// jemalloc's `opt.zero_realloc` is "free" (its Linux default) unless MALLOC_CONF
+/// changed it; only then does its realloc(p, 0) match glibc's. Read from jemalloc's
+/// option variable (linked in statically): asking `mallctl` would first build
+/// jemalloc's whole control tree, 200 k instructions of start-up.
+///
+/// # Safety
+/// jemalloc must have been initialised (its options parsed).
+unsafe fn frees_on_zero_realloc() -> bool {
+    extern "C" {
+        // jemalloc.c `opt_zero_realloc_action`, a `zero_realloc_action_t`:
+        // alloc = 0, free = 1, abort = 2 (jemalloc_internal_types.h, 5.3).
+        static _rjem_je_opt_zero_realloc_action: core::ffi::c_int;
+    }
+    const ZERO_REALLOC_ACTION_FREE: core::ffi::c_int = 1;
+    // SAFETY: an `int`-sized enum linked into this library; jemalloc wrote it while
+    // parsing its options, which are final now (our caller's contract), so nothing
+    // writes it concurrently. Volatile: the compiler must not assume its value.
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!(_rjem_je_opt_zero_realloc_action)) == ZERO_REALLOC_ACTION_FREE }
 }

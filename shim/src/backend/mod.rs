@@ -14,6 +14,7 @@ pub mod snmalloc;
 pub mod system;
 
 use crate::env::Env;
+use allocshim_select::line::Line;
 use allocshim_select::preset::Preset;
 pub use allocshim_select::usage::Usage;
 pub use allocshim_select::{Backend, ALL};
@@ -61,6 +62,34 @@ pub struct Descriptor {
     /// Its own figures, as [`Usage`] defines them, read by `allocshim-backends` (for
     /// the crate too), whose per-backend `usage` says which figure is which.
     pub usage: unsafe fn() -> Usage,
+    /// Its effective run-time options and where each came from (`preset`), for
+    /// `ALLOCSHIM_VERBOSE` and `allocshim info`.
+    pub describe: fn(&Env, Preset, &mut Line),
+    /// What the call-slot rebinding may bind straight to this backend (`rebind`).
+    pub direct: Direct,
+}
+
+/// Where the backend's own function does exactly what the exported one does
+/// (exports.rs), so that `rebind` may bind a program's calls straight to it. malloc
+/// always can (ours is a bare tail jump); free can whenever no bootstrap-arena block is
+/// live, and always for a backend whose free ignores pointers it does not own.
+pub struct Direct {
+    /// free ignores pointers it did not allocate (arena blocks included).
+    pub free_ignores_foreign: bool,
+    /// calloc returns NULL with ENOMEM for an overflowing count*size or one above
+    /// PTRDIFF_MAX, as ours does.
+    pub calloc: bool,
+    /// realloc(p, 0) frees and returns NULL, and failures set ENOMEM, as ours does.
+    /// Safety: called for the started backend (its options are final).
+    pub realloc: unsafe fn() -> bool,
+}
+
+/// For backends whose function matches ours, or does not, whatever their options.
+pub(crate) fn always() -> bool {
+    true
+}
+pub(crate) fn never() -> bool {
+    false
 }
 
 /// The descriptor of `backend`: the one place a backend maps to its module.

@@ -12,7 +12,7 @@ use core::ffi::{c_void, CStr};
 use allocshim_backends::snmalloc;
 use snmalloc_sys as sn;
 
-use super::{Descriptor, Ops, Refusal, Usage};
+use super::{Descriptor, Direct, Ops, Refusal, Usage};
 use crate::env::Env;
 use allocshim_select::line::{warn, Line};
 use allocshim_select::preset::Preset;
@@ -31,6 +31,8 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
     trim: super::cannot_trim,
     print_stats,
     usage,
+    describe: crate::preset::describe_snmalloc,
+    direct: Direct { free_ignores_foreign: true, calloc: true, realloc: super::always },
 };
 
 // sn_memalign(align, 0) ignores the alignment (its rounding of the size to the

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use allocshim_backends::system;
 
-use super::{Descriptor, Ops, Refusal, Usage};
+use super::{Descriptor, Direct, Ops, Refusal, Usage};
 use crate::env::Env;
 use allocshim_select::preset::Preset;
 
@@ -34,6 +34,8 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
     trim,
     print_stats,
     usage,
+    describe: crate::preset::describe_glibc,
+    direct: Direct { free_ignores_foreign: false, calloc: true, realloc: super::always },
 };
 
 /// glibc needs no start; a preset's options are set now, at load time, before the
