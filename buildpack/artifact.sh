@@ -55,9 +55,7 @@ artifact::fetch() {
     base="$(config ALLOCSHIM_DIST_URL)"
     base="${base:-https://github.com/allocshim/allocshim/releases/download/v$shim}"
     cache="$1"
-    if ! mkdir -p "$cache" 2>/dev/null || [[ ! -w "$cache" ]]; then
-        output::error "cannot write the cache directory $cache"
-    fi
+    mkdir -p "$cache" # inside the cache root obtain::artifact checked
     tarball="$cache/$name.tar.gz"
     output::info "source $base/$name.tar.gz"
     if artifact::verified "$tarball" "$sha256"; then
@@ -66,19 +64,15 @@ artifact::fetch() {
         rm -f "$tarball"
         partial="$tarball.part"
         case "$base" in
-            http://* | https://*)
-                output::info "downloading"
-                curl --fail --silent --show-error --location --retry 3 --connect-timeout 10 -o "$partial" "$base/$name.tar.gz" ||
-                    { rm -f "$partial"; output::error "cannot download $base/$name.tar.gz"; }
-                ;;
+            http://* | https://*) output::info "downloading" ;;
             *)
                 dir="${base#file://}"
                 [[ -d "$dir" ]] || output::error "ALLOCSHIM_DIST_URL=$base: no such directory"
                 [[ -f "$dir/$name.tar.gz" ]] || output::error "$name.tar.gz is not in $dir"
                 output::info "copying"
-                cp "$dir/$name.tar.gz" "$partial" || { rm -f "$partial"; output::error "cannot copy $dir/$name.tar.gz into the cache"; }
                 ;;
         esac
+        artifact::download "$base/$name.tar.gz" "$partial"
         if ! artifact::verified "$partial" "$sha256"; then
             got="$(sha256sum "$partial" | cut -d' ' -f1)"
             rm -f "$partial"
@@ -87,6 +81,18 @@ artifact::fetch() {
         mv "$partial" "$tarball"
     fi
     output::info "checksum verified (sha256 $sha256)"
+}
+
+# Fetches URL $1 (https://, file:// or a plain path) to file $2; a failure removes
+# what was fetched and ends the build.
+artifact::download() {
+    case "$1" in
+        http://* | https://*)
+            curl --fail --silent --show-error --location --retry 3 --connect-timeout 10 -o "$2" "$1" ||
+                { rm -f "$2"; output::error "cannot download $1"; }
+            ;;
+        *) cp "${1#file://}" "$2" 2>/dev/null || { rm -f "$2"; output::error "cannot read ${1#file://}"; } ;;
+    esac
 }
 
 # Whether file $1 exists and has SHA-256 $2.

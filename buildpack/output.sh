@@ -17,14 +17,19 @@ output::elapsed() {
     if ((s >= 60)); then printf '%dm%02ds' $((s / 60)) $((s % 60)); else printf '%ds' "$s"; fi
 }
 
-# Runs "$@" with its output going to log file $1 (shift first): nothing is shown while
-# it works; on failure its last lines and the log's path are, and the build ends.
+# Runs "$@" (after LOG and WHAT) with its output appended to LOG: nothing is shown
+# while it works; on failure WHAT failed, the log's last lines and its path are, and
+# the build ends.
 output::run_logged() {
     local log="$1" what="$2"
     shift 2
-    if ! "$@" >>"$log" 2>&1; then
-        echo " !     $what failed; its last lines:" >&2
-        tail -n 30 "$log" | sed 's/^/ !       /' >&2
-        output::error "the full log is $log"
-    fi
+    "$@" >>"$log" 2>&1 || output::log_failure "$log" "$what"
+}
+
+# Ends the build after WHAT ($2) failed: the last lines of LOG ($1) and its path, and
+# $3 if given (what was or was not left behind).
+output::log_failure() {
+    echo " !     $2 failed; its last lines:" >&2
+    tail -n 30 "$1" | sed 's/^/ !       /' >&2
+    output::error "the full log is $1${3:+; $3}"
 }

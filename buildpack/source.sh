@@ -44,8 +44,7 @@ source::build() {
     local stack="${STACK:-${CNB_TARGET_DISTRO_NAME:+$CNB_TARGET_DISTRO_NAME-${CNB_TARGET_DISTRO_VERSION:-}}}"
     built="$cache_root/built/${stack:-unknown-stack}-$arch-${described[source]:0:16}"
     tarball="$built/$name.tar.gz"
-    if [[ -f "$built/$name.sha256" ]] && (cd "$built" && sha256sum --status -c "$name.sha256" 2>/dev/null); then
-        sha256="$(cut -d' ' -f1 <"$built/$name.sha256")"
+    if [[ -f "$built/$name.sha256" ]] && sha256="$(cut -d' ' -f1 <"$built/$name.sha256")" && artifact::verified "$tarball" "$sha256"; then
         output::info "reusing the library built from the same sources on an earlier build (build cache, sha256 $sha256 verified)"
     else
         rm -rf "$cache_root"/.stage-*

@@ -59,9 +59,7 @@ toolchain::ensure() {
     if ! RUSTUP_INIT_SKIP_PATH_CHECK=yes "$installer/rustup-init" -y --no-modify-path --profile minimal \
         --default-toolchain "$pin" >>"$log" 2>&1; then
         rm -rf "$installer" "${RUSTUP_HOME:?}" "${CARGO_HOME:?}/bin"
-        echo " !     rustup-init failed; its last lines:" >&2
-        tail -n 20 "$log" | sed 's/^/ !       /' >&2
-        output::error "the full log is $log; nothing was installed"
+        output::log_failure "$log" "rustup-init" "nothing was installed"
     fi
     rm -rf "$installer"
     toolchain::satisfies "$pin" || output::error "rustup-init finished but cargo $pin is not in $CARGO_HOME/bin; see $log"
@@ -81,12 +79,12 @@ toolchain::fetch_rustup_init() {
     base="${base:-$TOOLCHAIN_RUSTUP_URL}"
     url="$base/$triple/rustup-init"
     output::info "downloading $url"
-    toolchain::download "$url" "$dir/rustup-init"
+    artifact::download "$url" "$dir/rustup-init"
     if [[ "$base" == "$TOOLCHAIN_RUSTUP_URL" && -n "${TOOLCHAIN_RUSTUP_SHA256[$triple]:-}" ]]; then
         expected="${TOOLCHAIN_RUSTUP_SHA256[$triple]}"
         how="the SHA-256 pinned in buildpack/toolchain.sh"
     else
-        toolchain::download "$url.sha256" "$dir/rustup-init.sha256"
+        artifact::download "$url.sha256" "$dir/rustup-init.sha256"
         expected="$(cut -d' ' -f1 <"$dir/rustup-init.sha256")"
         how="the SHA-256 published beside it ($url.sha256)"
     fi
@@ -97,17 +95,4 @@ toolchain::fetch_rustup_init() {
     fi
     output::info "rustup-init verified: sha256 $got, $how"
     chmod 0755 "$dir/rustup-init"
-}
-
-# Fetches URL $1 (https://, file:// or a plain path) to file $2.
-toolchain::download() {
-    case "$1" in
-        http://* | https://*)
-            curl --fail --silent --show-error --location --retry 3 --connect-timeout 10 -o "$2" "$1" ||
-                output::error "cannot download $1"
-            ;;
-        *)
-            cp "${1#file://}" "$2" 2>/dev/null || output::error "cannot read ${1#file://}"
-            ;;
-    esac
 }

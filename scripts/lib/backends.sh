@@ -29,12 +29,3 @@ backends_default() {
 backends_row() {
     backends_rows | awk -v b="$1" -v v="$2" '$1 == b && $2 == v { print $3, $4, $5; found = 1; exit } END { exit !found }'
 }
-
-# The version of the shim itself, from the workspace manifests (no cargo needed).
-shim_version() {
-    local root
-    root="$(dirname "$backends_txt")/.."
-    awk '/^\[/ { section = $0 } section == "[workspace.package]" && $1 == "version" { gsub(/"/, "", $3); print $3; exit }' "$root/Cargo.toml" |
-        grep . ||
-        awk '/^\[/ { section = $0 } section == "[package]" && $1 == "version" { gsub(/"/, "", $3); print $3; exit }' "$root/shim/Cargo.toml"
-}

@@ -3,7 +3,7 @@
 # cross-build liballocshim.so and the allocshim command for another architecture on
 # an x86_64 Debian machine, and how to run the result there (docs/aarch64.md).
 #
-#   cross_install ARCH     apt-get the toolchain, the target's Rust std and qemu
+#   cross_install ARCH [PKG...]  apt-get the toolchain, the target's Rust std, qemu and PKGs
 #   cross_env ARCH         export the build environment, set cross_target (the triple)
 #   cross_binfmt           make the kernel run aarch64 executables through qemu
 #
@@ -28,7 +28,7 @@ cross_triple() {
 cross_install() {
     cross_triple "$1" >/dev/null || return
     local missing=() p
-    for p in "${cross_packages[@]}"; do
+    for p in "${cross_packages[@]}" "${@:2}"; do
         dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
     done
     ((${#missing[@]})) || return 0
