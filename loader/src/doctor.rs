@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use allocshim_select::env::Env;
-use allocshim_select::preset::{self, ALL_PRESETS};
+use allocshim_select::preset::{self, Preset};
 use allocshim_select::rules::{self, Warning};
 use allocshim_select::vars::{ALLOCSHIM_BACKEND, ALLOCSHIM_LIB, ALLOCSHIM_PRESET, ALLOCSHIM_STATS, ALLOCSHIM_VERBOSE, LD_PRELOAD};
 use allocshim_select::{Backend, ALL};
@@ -352,8 +352,7 @@ fn fix(w: &Warning) -> String {
             )
         }
         Warning::UnknownPreset { .. } => {
-            let names: Vec<String> = ALL_PRESETS.iter().map(|p| p.name().to_string_lossy().into_owned()).collect();
-            format!("set {ALLOCSHIM_PRESET} to one of {}, or unset it", names.join(", "))
+            format!("set {ALLOCSHIM_PRESET} to one of {}, or unset it", Preset::names().collect::<Vec<_>>().join(", "))
         }
     }
 }

@@ -29,6 +29,11 @@ impl Preset {
         }
     }
 
+    /// The names of all presets, as `ALLOCSHIM_PRESET` takes them.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        ALL_PRESETS.into_iter().map(|p| p.name().to_str().unwrap_or("?"))
+    }
+
     /// The preset called `name` (any case, surrounding blanks ignored).
     pub fn from_name(name: &[u8]) -> Option<Preset> {
         let name = name.trim_ascii();

@@ -98,8 +98,8 @@ impl Warning<'_> {
             }
             Warning::UnknownPreset { value } => {
                 ignoring(&mut l, ALLOCSHIM_PRESET, value).str("expected one of");
-                for (i, p) in crate::preset::ALL_PRESETS.into_iter().enumerate() {
-                    l.str(if i == 0 { " " } else { ", " }).bytes(p.name().to_bytes());
+                for (i, name) in crate::preset::Preset::names().enumerate() {
+                    l.str(if i == 0 { " " } else { ", " }).str(name);
                 }
             }
         }

@@ -315,6 +315,19 @@ pub fn describe(status: std::process::ExitStatus) -> String {
     }
 }
 
+/// The first MiB of what a run wrote to `f` (lossy beyond that: only its end and its
+/// metric lines are read).
+pub(super) fn read_capped(f: File) -> String {
+    let mut text = String::new();
+    let _ = f.take(1 << 20).read_to_string(&mut text);
+    text
+}
+
+/// A `timeval` (rusage's CPU times) in seconds.
+pub(super) fn secs(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -329,17 +342,4 @@ mod tests {
         assert_eq!(units["ns_per_op"], "ns");
         assert_eq!(units["final_rss"], "");
     }
-}
-
-/// The first MiB of what a run wrote to `f` (lossy beyond that: only its end and its
-/// metric lines are read).
-pub(super) fn read_capped(f: File) -> String {
-    let mut text = String::new();
-    let _ = f.take(1 << 20).read_to_string(&mut text);
-    text
-}
-
-/// A `timeval` (rusage's CPU times) in seconds.
-pub(super) fn secs(t: libc::timeval) -> f64 {
-    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
 }

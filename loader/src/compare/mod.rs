@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use allocshim_select::preset::{Preset, ALL_PRESETS};
+use allocshim_select::preset::Preset;
 use allocshim_select::vars::ALLOCSHIM_PRESET;
 
 use crate::{elf, launch, locate, probe};
@@ -115,8 +115,8 @@ pub fn main(a: Args) -> Result<ExitCode> {
     };
     let command = a.cmd.iter().map(|c| c.to_string_lossy().into_owned()).collect();
     let mut c = Comparison::new(command, a.runs, a.warmup, &baseline, variants.into_iter().zip(outcomes).collect());
-    if a.load.is_some() {
-        server::finish(&mut c, a.load.clone());
+    if let Some(load) = &a.load {
+        server::finish(&mut c, load.clone());
     }
 
     print!("{}", c.table());
@@ -172,8 +172,7 @@ fn variants(a: &Args) -> Result<Vec<Variant>> {
     }
     for p in &a.presets {
         let Some(preset) = Preset::from_name(p.as_bytes()) else {
-            let known: Vec<String> = ALL_PRESETS.iter().map(|p| p.name().to_string_lossy().into_owned()).collect();
-            bail!("--preset {p}: unknown preset; expected one of {}", known.join(", "));
+            bail!("--preset {p}: unknown preset; expected one of {}", Preset::names().collect::<Vec<_>>().join(", "));
         };
         let name = preset.name().to_string_lossy().into_owned();
         let backends: Vec<Variant> = out.iter().filter(|v| v.backend.is_some() && v.env.is_empty()).cloned().collect();

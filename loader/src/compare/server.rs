@@ -56,8 +56,8 @@ pub fn run(plan: &Plan) -> Result<Vec<Outcome>> {
 
 /// Marks the comparison as a server one. A ratio of two slopes means nothing (they
 /// can be zero or negative): the slope is shown as it is, without one.
-pub fn finish(c: &mut Comparison, load: Option<String>) {
-    c.load = load;
+pub fn finish(c: &mut Comparison, load: String) {
+    c.load = Some(load);
     for r in &mut c.rows {
         r.metric_ratios.remove(RSS_SLOPE);
     }
