@@ -92,7 +92,7 @@ fn every_variant_is_started_loaded_sampled_and_stopped() {
         assert!(series.len() >= 3, "{label}: RSS sampled during the load: {series:?}");
         assert!(series.iter().all(|p| p[1].as_u64().unwrap() > 4 << 20), "{label}: a Python server's RSS: {series:?}");
         let m = &r["figures"]["metrics"];
-        for name in ["rss_end", "rss_mean_last_half", "rss_slope_last_half", "requests_per_s"] {
+        for name in ["rss_end", "rss_mean_last_third", "rss_slope_last_third", "requests_per_s"] {
             assert!(m[name]["median"].is_number(), "{label}: {name} missing: {m}");
         }
         assert!(sample["user_s"].as_f64().unwrap() > 0.0, "{label}: the server's CPU time: {sample}");
@@ -102,12 +102,94 @@ fn every_variant_is_started_loaded_sampled_and_stopped() {
     assert_eq!(row(&rows, "jemalloc+low-memory")["env"][0], serde_json::json!(["ALLOCSHIM_PRESET", "low-memory"]));
     assert_eq!(row(&rows, "arena2")["env"][0], serde_json::json!(["MALLOC_ARENA_MAX", "2"]));
     assert!(row(&rows, "none")["served_by"].is_null(), "nothing preloaded");
-    assert!(out.stdout.contains("| jemalloc+low-memory |") && out.stdout.contains("rss_mean_last_half MiB"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("| jemalloc+low-memory |") && out.stdout.contains("| RSS last third MiB, median (min–max) |"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("| throughput req/s |"), "{}", out.stdout);
+    // Not a terminal: a line per finished run says how far the comparison got.
+    assert!(out.stderr.contains("allocshim compare: 6 of 6 done, about 0s left (last: arena2, measured)"), "{}", out.stderr);
 
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert_eq!(chart.matches("<polyline").count(), 6, "one line per run: {chart}");
     assert!(chart.contains("arena2: ") && chart.contains("seconds into the load"));
     assert_eq!(processes_with(&t), Vec::<String>::new(), "servers left running");
+}
+
+/// `compare` on tests/py/worker.py, which listens on no port: ready when DIR/ready-$PORT
+/// exists, loaded by its own `enqueue`.
+fn compare_worker(args: &[&str], dir: &Path, json: &Path) -> Output {
+    let ready = format!("test -f {}/ready-$PORT", dir.display());
+    let load = format!("python3 {} enqueue {} 300", py("worker.py"), dir.display());
+    let mut all = vec!["--ready", &ready, "--load", &load];
+    all.extend(args);
+    let mut server = vec![];
+    let w = py("worker.py");
+    let d = dir.display().to_string();
+    let t = tag("worker");
+    server.extend(["python3", &w, "run", &d, &t]);
+    let mut cmd: Vec<String> =
+        vec!["compare".into(), "--runs".into(), "1".into(), "--warmup".into(), "0".into(), "--json".into(), json.display().to_string()];
+    cmd.extend(all.iter().map(|s| s.to_string()));
+    cmd.push("--".into());
+    cmd.extend(server.iter().map(|s| s.to_string()));
+    run(cli(), &cmd).no_preload().env("ALLOCSHIM_LIB", lib()).timeout(300).output()
+}
+
+#[test]
+fn a_worker_without_a_port_is_measured_once_its_ready_check_passes() {
+    let dir = temp("worker");
+    let json = temp("worker.json");
+    let out = compare_worker(&["--backends", "jemalloc", "--variant", "none=", "--interval", "0.1"], &dir, &json);
+    assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+    let done = rows(&json);
+    for r in &done {
+        let label = r["label"].as_str().unwrap();
+        let sample = &r["samples"][0];
+        assert_eq!(sample["metrics"]["jobs"], 300.0, "{label}: every job done: {r}");
+        assert!(sample["metrics"]["jobs_per_s"].as_f64().unwrap() > 0.0, "{label}: {r}");
+        assert!(sample["rss_series"].as_array().unwrap().len() >= 2, "{label}: RSS sampled: {r}");
+    }
+    assert_eq!(row(&done, "jemalloc")["served_by"], "jemalloc");
+    assert!(out.stdout.contains("| throughput jobs/s |"), "the worker's throughput is the table's: {}", out.stdout);
+    assert_eq!(processes_with(&tag("worker")), Vec::<String>::new(), "workers left running");
+
+    // A check that never passes, and a server that exits before it is ready.
+    let json = temp("worker-fail.json");
+    let t = tag("worker");
+    let args = [
+        "compare",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        &json.display().to_string(),
+        "--variant",
+        "none=",
+        "--env-variant",
+        "early=none:SERVER_MODE=exit-early",
+        "--start-timeout",
+        "2",
+        "--ready",
+        "false",
+        "--load",
+        "true",
+        "--",
+        "python3",
+        &py("server.py"),
+        "serve",
+        &t,
+    ]
+    .map(String::from);
+    let out = run(cli(), &args).no_preload().env("ALLOCSHIM_LIB", lib()).timeout(120).output();
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
+    let rows = rows(&json);
+    let status = |label: &str| row(&rows, label)["failures"][0]["status"].as_str().unwrap_or("").to_string();
+    assert_eq!(status("none"), "server was not ready within 2 s (the ready command never succeeded: false)");
+    assert_eq!(status("early"), "server exited before it was ready (exit status 3)");
+    assert_eq!(processes_with(&tag("worker")), Vec::<String>::new(), "workers left running");
 }
 
 #[test]

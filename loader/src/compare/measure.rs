@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -115,22 +115,27 @@ pub struct Plan<'a> {
 pub fn run(plan: &Plan) -> Result<Vec<Outcome>> {
     let tmp = |what: &str| std::env::temp_dir().join(format!("allocshim-compare-{}.{what}", std::process::id()));
     let (stdout_file, stderr_file) = (tmp("stdout"), tmp("stderr"));
-    let outcomes = rounds(plan.variants, plan.runs, plan.warmup, |v, units| once(v, plan, &stdout_file, &stderr_file, units));
+    let outcomes = rounds(plan.variants, plan.runs, plan.warmup, false, |v, units| once(v, plan, &stdout_file, &stderr_file, units));
     let _ = std::fs::remove_file(&stdout_file);
     let _ = std::fs::remove_file(&stderr_file);
     outcomes
 }
 
 /// `warmup + runs` rounds of `once` over every variant, interleaved, with a progress
-/// bar; the warm-up rounds' samples are dropped, their failures kept.
+/// bar; the warm-up rounds' samples are dropped, their failures kept. With `log_lines`
+/// (runs of minutes), a line per finished run goes to stderr when it is not a
+/// terminal, where the bar is not drawn: a soak's log shows how far it got.
 pub fn rounds(
     variants: &[Variant],
     runs: u32,
     warmup: u32,
+    log_lines: bool,
     mut once: impl FnMut(&Variant, &mut BTreeMap<String, String>) -> Result<Once>,
 ) -> Result<Vec<Outcome>> {
     let rounds = warmup + runs;
     let total = u64::from(rounds) * variants.len() as u64;
+    let log_lines = log_lines && !std::io::stderr().is_terminal();
+    let started = Instant::now();
     // indicatif draws nothing when stderr is not a terminal.
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("[{bar:30}] {pos}/{len} runs, {eta} left, now: {msg}").expect("static template").progress_chars("=> "),
@@ -152,10 +157,30 @@ pub fn rounds(
                 out.failures.push(f);
             }
             bar.inc(1);
+            if log_lines {
+                let done = bar.position();
+                let left = started.elapsed().mul_f64((total - done) as f64 / done as f64);
+                eprintln!(
+                    "allocshim compare: {done} of {total} done, about {} left (last: {}, {})",
+                    minutes(left),
+                    v.label,
+                    if round < warmup { "warm-up" } else { "measured" }
+                );
+            }
         }
     }
     bar.finish_and_clear();
     Ok(outcomes)
+}
+
+/// "1h05m", "12m", "40s": a time left, to the minute past a minute.
+fn minutes(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
 }
 
 /// One run's sample or failure, and the backend the library said it served.

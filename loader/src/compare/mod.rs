@@ -39,13 +39,19 @@ pub struct Args {
     /// (BASE is another variant's label). Repeatable.
     #[arg(long = "env-variant", value_name = "LABEL=BASE:VAR=VALUE")]
     env_variants: Vec<String>,
-    /// Server mode: CMD is a server that listens on 127.0.0.1:$PORT; per variant and
-    /// round it is started, this load command runs against it (`sh -c`, with the same
-    /// PORT; `wrk` output and `allocshim-metric` lines are read), its RSS is sampled,
-    /// and it is stopped (SIGTERM, then SIGKILL).
+    /// Server mode: CMD is a server that listens on 127.0.0.1:$PORT (or a worker, see
+    /// --ready); per variant and round it is started, this load command runs against it
+    /// (`sh -c`, with the same PORT; `wrk` output and `allocshim-metric` lines are
+    /// read), the RSS of its process group is sampled, and it is stopped (SIGTERM, then
+    /// SIGKILL).
     #[arg(long, value_name = "COMMAND")]
     load: Option<String>,
-    /// Server mode: seconds the server may take to accept connections.
+    /// Server mode: the server is ready when this command exits 0 (`sh -c`, with PORT;
+    /// polled), instead of when it accepts connections on 127.0.0.1:$PORT. For workers
+    /// that listen on no port, e.g. a job processor that marks itself ready in Redis.
+    #[arg(long, value_name = "COMMAND", requires = "load")]
+    ready: Option<String>,
+    /// Server mode: seconds the server may take to be ready.
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     start_timeout: f64,
     /// Server mode: seconds between SIGTERM and SIGKILL.
@@ -104,6 +110,7 @@ pub fn main(a: Args) -> Result<ExitCode> {
                 variants: &variants,
                 cmd: &a.cmd,
                 load,
+                ready: a.ready.as_deref(),
                 runs: a.runs,
                 warmup: a.warmup,
                 start_timeout: secs("start-timeout", a.start_timeout)?,
@@ -132,26 +139,18 @@ pub fn main(a: Args) -> Result<ExitCode> {
 
 fn variants(a: &Args) -> Result<Vec<Variant>> {
     let mut out = Vec::new();
+    let mut library = Library::default();
     if a.backends.is_some() || a.variants.is_empty() {
-        let lib = locate::library()?.path;
-        let report = probe::ask(&lib, None, &[])?;
         let names: Vec<String> = match &a.backends {
-            Some(list) => list.iter().map(|b| launch::check_backend(&report, b)).collect::<Result<_>>()?,
+            Some(list) => list.iter().map(|b| launch::check_backend(library.report()?, b)).collect::<Result<_>>()?,
             None => {
-                let mut all: Vec<String> = report.names().iter().map(|s| s.to_string()).collect();
+                let mut all: Vec<String> = library.report()?.names().iter().map(|s| s.to_string()).collect();
                 all.sort_by_key(|n| n != "system");
                 all
             }
         };
         for name in names {
-            let version = &report.backends.iter().find(|b| b.name == name).expect("checked above").version;
-            out.push(Variant {
-                label: name.clone(),
-                allocator: format!("{name} {version} (liballocshim)"),
-                preload: Some(lib.clone()),
-                backend: Some(name),
-                env: Vec::new(),
-            });
+            out.push(library.variant(&name)?);
         }
     }
     for spec in &a.variants {
@@ -193,8 +192,12 @@ fn variants(a: &Args) -> Result<Vec<Variant>> {
         if label.is_empty() {
             bail!("--env-variant {spec}: the label is empty");
         }
-        let Some(base) = out.iter().find(|v| v.label == base).cloned() else {
-            bail!("--env-variant {spec}: there is no variant labelled {base} (there are: {})", labels(&out));
+        // BASE: another variant, or a backend of the library that is not one itself
+        // (`system+low-memory=system:...` without also running plain `system`).
+        let base = match out.iter().find(|v| v.label == base) {
+            Some(v) => v.clone(),
+            None if library.report().is_ok_and(|r| r.names().contains(&base)) => library.variant(base)?,
+            None => bail!("--env-variant {spec}: there is no variant labelled {base} (there are: {})", labels(&out)),
         };
         let mut env = base.env.clone();
         for assignment in vars.split_whitespace() {
@@ -214,6 +217,40 @@ fn variants(a: &Args) -> Result<Vec<Variant>> {
         bail!("two variants are labelled {}; labels must differ", dup.label);
     }
     Ok(out)
+}
+
+/// The library the backend variants preload, asked about itself once, when first needed.
+#[derive(Default)]
+struct Library(Option<(PathBuf, probe::Report)>);
+
+impl Library {
+    fn found(&mut self) -> Result<&(PathBuf, probe::Report)> {
+        if self.0.is_none() {
+            let lib = locate::library()?.path;
+            let report = probe::ask(&lib, None, &[])?;
+            self.0 = Some((lib, report));
+        }
+        Ok(self.0.as_ref().expect("just set"))
+    }
+
+    fn report(&mut self) -> Result<&probe::Report> {
+        Ok(&self.found()?.1)
+    }
+
+    /// The variant that runs under backend `name` of the library.
+    fn variant(&mut self, name: &str) -> Result<Variant> {
+        let (lib, report) = self.found()?;
+        let Some(b) = report.backends.iter().find(|b| b.name == name) else {
+            bail!("the library has no backend {name} (it has: {})", report.names().join(", "));
+        };
+        Ok(Variant {
+            label: name.to_string(),
+            allocator: format!("{name} {} (liballocshim)", b.version),
+            preload: Some(lib.clone()),
+            backend: Some(name.to_string()),
+            env: Vec::new(),
+        })
+    }
 }
 
 fn labels(v: &[Variant]) -> String {

@@ -1,13 +1,14 @@
-//! `allocshim compare --load 'LOAD' -- SERVER...`: long-running servers.
+//! `allocshim compare --load 'LOAD' -- SERVER...`: long-running servers and workers.
 //!
 //! Per variant and round: the server starts in its own process group with `PORT` (a
-//! free loopback port) in its environment; once it accepts connections on
-//! 127.0.0.1:PORT the load command runs (`sh -c`, same `PORT`) while the RSS of the
-//! server's process group is sampled; then the server gets SIGTERM and, after a grace
-//! period, the whole group SIGKILL. The figures go into the same `Sample` as a batch
-//! run (wall = load duration, user/sys = the server's CPU time, peak RSS = the
-//! group's sampled peak), with the server's own figures as metrics, so the summary,
-//! ratios, noise marks and JSON are `compare`'s own.
+//! free loopback port) in its environment; once it is ready (it accepts connections on
+//! 127.0.0.1:PORT, or the `--ready` command succeeds: a worker listens on no port) the
+//! load command runs (`sh -c`, same `PORT`) while the RSS of the server's process group
+//! is sampled; then the server gets SIGTERM and, after a grace period, the whole group
+//! SIGKILL. The figures go into the same `Sample` as a batch run (wall = load duration,
+//! user/sys = the server's CPU time, peak RSS = the group's sampled peak), with the
+//! server's own figures as metrics, so the summary, ratios, noise marks and JSON are
+//! `compare`'s own.
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::File;
@@ -16,6 +17,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -27,9 +29,12 @@ pub struct Plan<'a> {
     pub variants: &'a [Variant],
     pub cmd: &'a [OsString],
     pub load: &'a str,
+    /// How the server says it is ready: this command exits 0 (`sh -c`, with `PORT`),
+    /// polled; without it, the server accepts connections on 127.0.0.1:PORT.
+    pub ready: Option<&'a str>,
     pub runs: u32,
     pub warmup: u32,
-    /// How long the server may take to accept connections.
+    /// How long the server may take to become ready.
     pub start_timeout: Duration,
     /// How long the load command may run.
     pub load_timeout: Duration,
@@ -39,17 +44,22 @@ pub struct Plan<'a> {
     pub interval: Duration,
 }
 
-/// The metrics a server run adds, with their units.
+/// The metrics a server run adds, with their units. The RSS figures cover the last
+/// third of the load: a server's start-up and warm-up are behind it, and what is left
+/// is what a long-running process settles at (or keeps growing by).
 pub const RSS_END: &str = "rss_end";
-pub const RSS_LAST_HALF: &str = "rss_mean_last_half";
-pub const RSS_SLOPE: &str = "rss_slope_last_half";
+pub const RSS_LAST_THIRD: &str = "rss_mean_last_third";
+pub const RSS_SLOPE: &str = "rss_slope_last_third";
+/// Throughput and mean latency: a web server's as `wrk` prints them, a worker's as its
+/// load command reports them (`allocshim-metric jobs_per_s` ...).
 pub const REQUESTS: &str = "requests_per_s";
+pub const JOBS: &str = "jobs_per_s";
 pub const LATENCY: &str = "latency_avg_ms";
 
 pub fn run(plan: &Plan) -> Result<Vec<Outcome>> {
     let dir = std::env::temp_dir().join(format!("allocshim-server-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let outcomes = measure::rounds(plan.variants, plan.runs, plan.warmup, |v, units| once(v, plan, &dir, units));
+    let outcomes = measure::rounds(plan.variants, plan.runs, plan.warmup, true, |v, units| once(v, plan, &dir, units));
     let _ = std::fs::remove_dir_all(&dir);
     outcomes
 }
@@ -64,13 +74,45 @@ pub fn finish(c: &mut Comparison, load: String) {
 }
 
 /// A process group that is SIGKILLed when this goes out of scope, whatever happened:
-/// no server or load process outlives its run.
+/// no server or load process outlives its run. Its leader is reaped with `wait4`
+/// (which also gives the rusage), not by std.
 struct Group(libc::pid_t);
 
 impl Group {
+    /// Starts `cmd` as the leader of a new process group.
+    fn spawn(cmd: &mut Command, what: &str) -> Result<Group> {
+        let child = cmd.process_group(0).spawn().with_context(|| format!("cannot run {what}"))?;
+        Ok(Group(child.id() as libc::pid_t))
+    }
+
     fn signal(&self, sig: libc::c_int) {
         // SAFETY: kill(2) on a process group we created; no memory is involved.
         unsafe { libc::kill(-self.0, sig) };
+    }
+
+    /// The leader's exit, if it has exited.
+    fn exited(&self) -> Option<(ExitStatus, libc::rusage)> {
+        reap(self.0, false)
+    }
+
+    /// Waits up to `limit` for the leader to exit.
+    fn wait(&self, limit: Duration) -> Option<(ExitStatus, libc::rusage)> {
+        let t0 = Instant::now();
+        loop {
+            if let Some(done) = self.exited() {
+                return Some(done);
+            }
+            if t0.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILLs the group and reaps the leader.
+    fn kill(&self) -> Option<(ExitStatus, libc::rusage)> {
+        self.signal(libc::SIGKILL);
+        reap(self.0, true)
     }
 }
 
@@ -100,111 +142,60 @@ fn read_tail(path: &Path) -> String {
     File::open(path).map(measure::read_capped).unwrap_or_default()
 }
 
+/// A file of this run's output in the comparison's scratch directory.
+fn create(dir: &Path, name: &str) -> Result<(PathBuf, File)> {
+    let p = dir.join(name);
+    let f = File::create(&p).with_context(|| format!("cannot create {}", p.display()))?;
+    Ok((p, f))
+}
+
+/// `sh -c COMMAND` with `PORT` set: how the load and the readiness check run.
+fn shell(command: &str, port: u16) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(command).env("PORT", port.to_string()).stdin(Stdio::null());
+    c
+}
+
 fn once(v: &Variant, plan: &Plan, dir: &Path, units: &mut BTreeMap<String, String>) -> Result<Once> {
-    let file = |name: &str| -> Result<(PathBuf, File)> {
-        let p = dir.join(name);
-        let f = File::create(&p).with_context(|| format!("cannot create {}", p.display()))?;
-        Ok((p, f))
-    };
-    let (server_err_path, server_err) = file("server.stderr")?;
-    let (_, server_out) = file("server.stdout")?;
+    let (server_err_path, server_err) = create(dir, "server.stderr")?;
+    let (_, server_out) = create(dir, "server.stdout")?;
     let port = free_port()?;
     let mut cmd = Command::new(&plan.cmd[0]);
     cmd.args(&plan.cmd[1..]).stdin(Stdio::null()).stdout(server_out).stderr(server_err).env("PORT", port.to_string());
     v.apply(&mut cmd);
-    cmd.process_group(0);
-    let server = cmd.spawn().with_context(|| format!("cannot run {}", plan.cmd[0].to_string_lossy()))?;
-    let pid = server.id() as libc::pid_t;
-    drop(server); // reaped with wait4 below, not by std
-    let group = Group(pid);
+    let server = Group::spawn(&mut cmd, &plan.cmd[0].to_string_lossy())?;
     let fail = |status: String| -> Result<Once> {
         let text = read_tail(&server_err_path);
         Ok((Err(Failure { status, stderr_tail: measure::stderr_tail(&text) }), measure::served_by(&text)))
     };
-
-    // Started: accepting connections on the port it was given.
-    let started = Instant::now();
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    loop {
-        if let Some((status, _)) = reap(pid, false) {
-            return fail(format!("server exited before listening on port {port} ({})", describe(status)));
-        }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            break;
-        }
-        if started.elapsed() > plan.start_timeout {
-            drop(group);
-            reap(pid, true);
-            return fail(format!("server did not accept connections on port {port} within {} s", plan.start_timeout.as_secs_f64()));
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    if let Err(why) = wait_ready(&server, plan, port, dir) {
+        return fail(why);
     }
 
-    // Sampling, in a thread, until told to stop.
-    let t0 = Instant::now();
-    let (stop, stopped) = mpsc::channel::<()>();
-    let interval = plan.interval;
-    let sampler = std::thread::spawn(move || {
-        let mut series = Vec::new();
-        loop {
-            series.push((t0.elapsed().as_secs_f64(), group_rss(pid)));
-            if stopped.recv_timeout(interval).is_ok() {
-                return series;
-            }
+    let sampler = Sampler::start(server.0, plan.interval);
+    let (load_out_path, load_out) = create(dir, "load.stdout")?;
+    let (load_err_path, load_err) = create(dir, "load.stderr")?;
+    let load = Group::spawn(shell(plan.load, port).stdout(load_out).stderr(load_err), "sh -c for the load command")?;
+    let load_status = match load.wait(plan.load_timeout) {
+        Some((status, _)) => Some(status),
+        None => {
+            load.kill();
+            None
         }
-    });
-
-    // The load.
-    let (load_out_path, load_out) = file("load.stdout")?;
-    let (load_err_path, load_err) = file("load.stderr")?;
-    let load = Command::new("sh")
-        .arg("-c")
-        .arg(plan.load)
-        .env("PORT", port.to_string())
-        .stdin(Stdio::null())
-        .stdout(load_out)
-        .stderr(load_err)
-        .process_group(0)
-        .spawn()
-        .context("cannot run sh -c for the load command")?;
-    let load_pid = load.id() as libc::pid_t;
-    drop(load);
-    let load_group = Group(load_pid);
-    let load_status = loop {
-        if let Some((status, _)) = reap(load_pid, false) {
-            break Some(status);
-        }
-        if t0.elapsed() > plan.load_timeout {
-            load_group.signal(libc::SIGKILL);
-            reap(load_pid, true);
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     };
-    drop(load_group); // anything the load command left running
-    let load_wall = t0.elapsed().as_secs_f64();
-    let _ = stop.send(());
-    let mut series = sampler.join().unwrap_or_default();
-    series.push((t0.elapsed().as_secs_f64(), group_rss(pid)));
+    drop(load); // anything the load command left running
+    let (load_wall, series) = sampler.stop();
 
     // Still alive? Then stop it: SIGTERM, a grace period, SIGKILL for the group.
-    let died = reap(pid, false);
-    let mut ru = None;
-    if died.is_none() {
-        group.signal(libc::SIGTERM);
-        let deadline = Instant::now() + plan.grace;
-        while Instant::now() < deadline {
-            if let Some((_, r)) = reap(pid, false) {
-                ru = Some(r);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+    let died = server.exited();
+    let ended = match died {
+        Some(_) => None,
+        None => {
+            server.signal(libc::SIGTERM);
+            server.wait(plan.grace).or_else(|| server.kill())
         }
-    }
-    drop(group);
-    if died.is_none() && ru.is_none() {
-        ru = reap(pid, true).map(|(_, r)| r);
-    }
+    };
+    drop(server);
 
     let load_stdout = read_tail(&load_out_path);
     let load_stderr = read_tail(&load_err_path);
@@ -227,22 +218,103 @@ fn once(v: &Variant, plan: &Plan, dir: &Path, units: &mut BTreeMap<String, Strin
     }
 
     let mut metrics = parse_metrics(&load_stdout, units);
+    let mut add = |name: &str, unit: &str, value: f64| {
+        units.entry(name.to_string()).or_insert_with(|| unit.to_string());
+        metrics.insert(name.to_string(), value);
+    };
     for (name, unit, value) in [(REQUESTS, "req/s", wrk.requests_per_s), (LATENCY, "ms", wrk.latency_avg_ms)] {
         if let Some(v) = value {
-            units.entry(name.to_string()).or_insert_with(|| unit.to_string());
-            metrics.insert(name.to_string(), v);
+            add(name, unit, v);
         }
     }
     let rss = Rss::of(&series, load_wall);
-    for (name, unit, value) in
-        [(RSS_END, "MiB", rss.end), (RSS_LAST_HALF, "MiB", rss.mean_last_half), (RSS_SLOPE, "MiB/min", rss.slope_last_half)]
-    {
-        units.entry(name.to_string()).or_insert_with(|| unit.to_string());
-        metrics.insert(name.to_string(), value);
-    }
-    let (user_s, sys_s) = ru.map(|r| (measure::secs(r.ru_utime), measure::secs(r.ru_stime))).unwrap_or((f64::NAN, f64::NAN));
+    add(RSS_END, "MiB", rss.end);
+    add(RSS_LAST_THIRD, "MiB", rss.mean_last_third);
+    add(RSS_SLOPE, "MiB/min", rss.slope_last_third);
+    let (user_s, sys_s) = ended.map(|(_, r)| (measure::secs(r.ru_utime), measure::secs(r.ru_stime))).unwrap_or((f64::NAN, f64::NAN));
     let peak = series.iter().map(|s| s.1).max().unwrap_or(0);
     Ok((Ok(Sample { wall_s: load_wall, user_s, sys_s, peak_rss: peak, metrics, rss_series: series }), served_by))
+}
+
+/// Waits until the server is ready: it accepts connections on its port, or the
+/// `--ready` command succeeds. Err: why it never was (it exited, or the time ran out),
+/// with the server's group killed and reaped.
+fn wait_ready(server: &Group, plan: &Plan, port: u16, dir: &Path) -> std::result::Result<(), String> {
+    let started = Instant::now();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    loop {
+        if let Some((status, _)) = server.exited() {
+            return Err(match plan.ready {
+                None => format!("server exited before listening on port {port} ({})", describe(status)),
+                Some(_) => format!("server exited before it was ready ({})", describe(status)),
+            });
+        }
+        let left = plan.start_timeout.saturating_sub(started.elapsed());
+        let ready = match plan.ready {
+            None => TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok(),
+            Some(check) => ready_check(check, port, left, dir),
+        };
+        if ready {
+            return Ok(());
+        }
+        if started.elapsed() > plan.start_timeout {
+            server.kill();
+            let secs = plan.start_timeout.as_secs_f64();
+            return Err(match plan.ready {
+                None => format!("server did not accept connections on port {port} within {secs} s"),
+                Some(check) => format!("server was not ready within {secs} s (the ready command never succeeded: {check})"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// One run of the `--ready` command, for at most `limit`: did it succeed?
+fn ready_check(check: &str, port: u16, limit: Duration, dir: &Path) -> bool {
+    let mut cmd = shell(check, port);
+    let err = File::create(dir.join("ready.stderr")).map(Stdio::from).unwrap_or_else(|_| Stdio::null());
+    cmd.stdout(Stdio::null()).stderr(err);
+    let Ok(group) = Group::spawn(&mut cmd, "sh -c for the ready command") else { return false };
+    let ok = group.wait(limit.max(Duration::from_millis(100))).is_some_and(|(s, _)| s.success());
+    if !ok {
+        group.kill();
+    }
+    ok
+}
+
+/// Samples the RSS of a process group in a thread, from the start of the load until
+/// told to stop.
+struct Sampler {
+    t0: Instant,
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<Vec<(f64, u64)>>,
+    pgid: libc::pid_t,
+}
+
+impl Sampler {
+    fn start(pgid: libc::pid_t, interval: Duration) -> Sampler {
+        let t0 = Instant::now();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let mut series = Vec::new();
+            loop {
+                series.push((t0.elapsed().as_secs_f64(), group_rss(pgid)));
+                if stopped.recv_timeout(interval).is_ok() {
+                    return series;
+                }
+            }
+        });
+        Sampler { t0, stop, thread, pgid }
+    }
+
+    /// The seconds since the start and the series, with one last sample.
+    fn stop(self) -> (f64, Vec<(f64, u64)>) {
+        let wall = self.t0.elapsed().as_secs_f64();
+        let _ = self.stop.send(());
+        let mut series = self.thread.join().unwrap_or_default();
+        series.push((self.t0.elapsed().as_secs_f64(), group_rss(self.pgid)));
+        (wall, series)
+    }
 }
 
 /// The summed resident set of every process in process group `pgid`, in bytes (read
@@ -273,23 +345,23 @@ pub fn group_rss(pgid: libc::pid_t) -> u64 {
 #[derive(Debug, PartialEq)]
 struct Rss {
     end: f64,
-    mean_last_half: f64,
-    slope_last_half: f64,
+    mean_last_third: f64,
+    slope_last_third: f64,
 }
 
 impl Rss {
     fn of(series: &[(f64, u64)], duration: f64) -> Rss {
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let half: Vec<(f64, f64)> = series.iter().filter(|s| s.0 >= duration / 2.0).map(|&(t, b)| (t / 60.0, mib(b))).collect();
-        let n = half.len() as f64;
-        let mean = half.iter().map(|s| s.1).sum::<f64>() / n.max(1.0);
-        let mt = half.iter().map(|s| s.0).sum::<f64>() / n.max(1.0);
-        let var: f64 = half.iter().map(|s| (s.0 - mt).powi(2)).sum();
-        let cov: f64 = half.iter().map(|s| (s.0 - mt) * (s.1 - mean)).sum();
+        let last: Vec<(f64, f64)> = series.iter().filter(|s| s.0 >= duration * 2.0 / 3.0).map(|&(t, b)| (t / 60.0, mib(b))).collect();
+        let n = last.len() as f64;
+        let mean = last.iter().map(|s| s.1).sum::<f64>() / n.max(1.0);
+        let mt = last.iter().map(|s| s.0).sum::<f64>() / n.max(1.0);
+        let var: f64 = last.iter().map(|s| (s.0 - mt).powi(2)).sum();
+        let cov: f64 = last.iter().map(|s| (s.0 - mt) * (s.1 - mean)).sum();
         Rss {
             end: series.last().map(|s| mib(s.1)).unwrap_or(0.0),
-            mean_last_half: mean,
-            slope_last_half: if var > 0.0 { cov / var } else { 0.0 },
+            mean_last_third: mean,
+            slope_last_third: if var > 0.0 { cov / var } else { 0.0 },
         }
     }
 }
@@ -366,14 +438,20 @@ mod tests {
     }
 
     #[test]
-    fn rss_over_the_last_half() {
+    fn rss_over_the_last_third() {
         let mib = 1024 * 1024;
-        // 10 MiB growing by 1 MiB every 6 s (10 MiB/min), over 60 s.
-        let series: Vec<(f64, u64)> = (0..=10).map(|i| (i as f64 * 6.0, (10 + i) * mib)).collect();
-        let r = Rss::of(&series, 60.0);
-        assert_eq!(r.end, 20.0);
-        assert_eq!(r.mean_last_half, 17.5);
-        assert!((r.slope_last_half - 10.0).abs() < 1e-9, "{r:?}");
+        // 10 MiB growing by 1 MiB every 6 s (10 MiB/min) over 54 s, then flat at 30 MiB
+        // for the last 36 s: the last third (from 60 s) sees only the plateau.
+        let series: Vec<(f64, u64)> = (0..=15).map(|i| (i as f64 * 6.0, (10 + i.min(9) * 2) * mib)).collect();
+        let r = Rss::of(&series, 90.0);
+        assert_eq!(r.end, 28.0);
+        assert_eq!(r.mean_last_third, 28.0);
+        assert_eq!(r.slope_last_third, 0.0, "{r:?}");
+        // Growing all along: the slope of the last third is the growth rate.
+        let growing: Vec<(f64, u64)> = (0..=10).map(|i| (i as f64 * 6.0, (10 + i) * mib)).collect();
+        let r = Rss::of(&growing, 60.0);
+        assert_eq!(r.mean_last_third, 18.5);
+        assert!((r.slope_last_third - 10.0).abs() < 1e-9, "{r:?}");
     }
 
     #[test]

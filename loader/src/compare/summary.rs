@@ -143,6 +143,9 @@ impl Comparison {
 
     /// A Markdown table, readable in a terminal and pasteable into a README.
     pub fn table(&self) -> String {
+        if self.load.is_some() {
+            return self.server_table();
+        }
         let mut t = String::new();
         let b = &self.baseline;
         let mut head =
@@ -157,10 +160,7 @@ impl Comparison {
         t.push_str(&"|---".repeat(columns));
         t.push_str("|\n");
         for r in &self.rows {
-            let alloc = match (&r.outcome.served_by, &r.variant.backend) {
-                (Some(s), Some(b)) if s != b => format!("{} (asked for {b}, served by {s})", r.variant.allocator),
-                _ => r.variant.allocator.clone(),
-            };
+            let alloc = self.allocator(r);
             match &r.figures {
                 Some(f) => {
                     let mib = |x: f64| x / (1024.0 * 1024.0);
@@ -194,23 +194,79 @@ impl Comparison {
                     }
                     t.push('\n');
                 }
-                None => {
-                    let n = r.outcome.failures.len();
-                    let first = &r.outcome.failures[0];
-                    let tail = if first.stderr_tail.is_empty() { String::new() } else { format!("; stderr: {}", first.stderr_tail) };
-                    t.push_str(&format!(
-                        "| {} | {} | FAILED: {n} of {} runs, {}{tail} |{}\n",
-                        r.variant.label,
-                        alloc,
-                        self.runs + self.warmup,
-                        first.status,
-                        " |".repeat(columns - 3),
-                    ));
-                }
+                None => t.push_str(&self.failed_row(r, columns)),
             }
         }
-        t.push_str(&format!("\n{}; `*` marks a difference from {} larger than the run-to-run noise (the larger interquartile range of the two; needs {MIN_RUNS_FOR_NOISE} or more runs).\n", self.plan_text(), self.baseline));
+        t.push_str(&self.footnote());
         t
+    }
+
+    fn footnote(&self) -> String {
+        format!("\n{}; `*` marks a difference from {} larger than the run-to-run noise (the larger interquartile range of the two; needs {MIN_RUNS_FOR_NOISE} or more runs).\n", self.plan_text(), self.baseline)
+    }
+
+    /// Server mode: what a server's operator reads, one row per variant: RSS over the
+    /// last third of the load, at its end, its peak and slope; throughput and latency;
+    /// the server's CPU time. Every metric of every run stays in the JSON.
+    fn server_table(&self) -> String {
+        use super::server::{JOBS, LATENCY, REQUESTS, RSS_END, RSS_LAST_THIRD, RSS_SLOPE};
+        let b = &self.baseline;
+        let throughput = [REQUESTS, JOBS].into_iter().find(|m| self.metric_units.contains_key(*m));
+        let unit = throughput.and_then(|m| self.metric_units.get(m)).map(String::as_str).unwrap_or("");
+        let mut t = format!(
+            "| variant | allocator | RSS last third MiB, median (min–max) | × {b} | RSS at end | peak | slope MiB/min | throughput {unit} | × {b} | latency ms | × {b} | server CPU s |\n"
+        );
+        t.push_str(&"|---".repeat(12));
+        t.push_str("|\n");
+        for r in &self.rows {
+            let Some(f) = &r.figures else {
+                t.push_str(&self.failed_row(r, 12));
+                continue;
+            };
+            let med = |name: &str| f.metrics.get(name).map(|m| num(m.median)).unwrap_or_else(|| "–".into());
+            let q = |name: Option<&str>| show(name.and_then(|n| r.metric_ratios.get(n).copied()));
+            let last = f.metrics.get(RSS_LAST_THIRD).map(|m| format!("{} ({}–{})", num(m.median), num(m.min), num(m.max)));
+            let slope = f.metrics.get(RSS_SLOPE).map(|m| format!("{:+.1}", m.median)).unwrap_or_else(|| "–".into());
+            t.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {:.1} | {slope} | {} | {} | {} | {} | {:.1} |\n",
+                r.variant.label,
+                self.allocator(r),
+                last.unwrap_or_else(|| "–".into()),
+                q(Some(RSS_LAST_THIRD)),
+                med(RSS_END),
+                f.peak_rss.median / (1024.0 * 1024.0),
+                throughput.map(med).unwrap_or_else(|| "–".into()),
+                q(throughput),
+                med(LATENCY),
+                q(Some(LATENCY)),
+                f.user_s.median + f.sys_s.median,
+            ));
+        }
+        t.push_str(&self.footnote());
+        t
+    }
+
+    /// The allocator column: what serves the variant, and any refusal.
+    fn allocator(&self, r: &Row) -> String {
+        match (&r.outcome.served_by, &r.variant.backend) {
+            (Some(s), Some(b)) if s != b => format!("{} (asked for {b}, served by {s})", r.variant.allocator),
+            _ => r.variant.allocator.clone(),
+        }
+    }
+
+    /// A row whose runs failed: the first failure's reason and stderr.
+    fn failed_row(&self, r: &Row, columns: usize) -> String {
+        let n = r.outcome.failures.len();
+        let first = &r.outcome.failures[0];
+        let tail = if first.stderr_tail.is_empty() { String::new() } else { format!("; stderr: {}", first.stderr_tail) };
+        format!(
+            "| {} | {} | FAILED: {n} of {} runs, {}{tail} |{}\n",
+            r.variant.label,
+            self.allocator(r),
+            self.runs + self.warmup,
+            first.status,
+            " |".repeat(columns - 3),
+        )
     }
 }
 

@@ -157,7 +157,7 @@ pub fn ratio_chart(title: &str, pairs: &[String], rows: &[ChartRow]) -> String {
 }
 
 /// Server mode: the server's RSS over the load, one colour per variant, one line per
-/// run; the legend gives each variant's median RSS over the last half and its ratio.
+/// run; the legend gives each variant's median RSS over the last third and its ratio.
 fn rss_over_time(c: &Comparison) -> String {
     const H: f64 = 320.0;
     const LEFT: f64 = 70.0;
@@ -183,9 +183,18 @@ fn rss_over_time(c: &Comparison) -> String {
         writeln!(s, r##"<text x="10" y="40" fill="#555">RSS of the server's process group during the load; {}.</text>"##, c.plan_text());
     let _ = writeln!(
         s,
-        r##"<text x="{legend_x}" y="{:.1}" fill="#555">median RSS over the last half, × {}</text>"##,
+        r##"<text x="{legend_x}" y="{:.1}" fill="#555">median RSS over the last third, × {}</text>"##,
         top - 12.0,
         esc(&c.baseline)
+    );
+    // The last third of the load, which the RSS figures cover (the load ends at about
+    // the last sample's time).
+    let _ = writeln!(
+        s,
+        r##"<rect x="{0:.1}" y="{top}" width="{1:.1}" height="{H}" fill="#f3f3f3"/><text x="{0:.1}" y="{2:.1}" fill="#888" font-size="10">last third</text>"##,
+        x(t_max * 2.0 / 3.0),
+        x(t_max) - x(t_max * 2.0 / 3.0),
+        top - 3.0
     );
     for k in 0..=(r_top / r_step).round() as u32 {
         let m = r_step * f64::from(k);
@@ -244,9 +253,9 @@ fn rss_over_time(c: &Comparison) -> String {
             PALETTE[i % PALETTE.len()],
             dash(i)
         );
-        let what = match (&r.figures, r.metric_ratios.get(super::server::RSS_LAST_HALF)) {
+        let what = match (&r.figures, r.metric_ratios.get(super::server::RSS_LAST_THIRD)) {
             (Some(f), ratio) => {
-                let m = f.metrics.get(super::server::RSS_LAST_HALF).map(|m| value(m.median)).unwrap_or_default();
+                let m = f.metrics.get(super::server::RSS_LAST_THIRD).map(|m| value(m.median)).unwrap_or_default();
                 let q = ratio.map(|q| format!(" ×{:.2}{}", q.value, if q.beyond_noise { "*" } else { "" })).unwrap_or_default();
                 format!("{}: {m} MiB{q}", r.variant.label)
             }
