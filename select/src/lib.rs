@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod cpus;
 pub mod env;
 pub mod line;
 pub mod preset;
