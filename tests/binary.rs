@@ -67,6 +67,7 @@ const EXPORTS: &[&str] = &[
     "malloc_usable_size",
     "memalign",
     "posix_memalign",
+    "pthread_create", // glibc's, wrapped: starts the low-memory preset's trimming helper (trimmer.rs)
     "pvalloc",
     "realloc",
     "reallocarray",

@@ -1,8 +1,12 @@
 //! ALLOCSHIM_PRESET=low-memory: per backend, the effective options read back from the
 //! backend itself (jemalloc's stats_print, mimalloc's verbose option list, glibc's
 //! malloc_info arena count) and as the library reports them, with and without the
-//! preset, with a user option overriding one preset option; bad names; no effect when
-//! the variable is not set.
+//! preset, with a user option overriding one preset option; jemalloc's arenas
+//! following the CPUs the process may use (affinity, cgroup quota); glibc's trimming
+//! helper (started by the first thread, in forked children too, giving pages back);
+//! bad names; no effect when the variable is not set.
+use std::path::{Path, PathBuf};
+
 use allocshim_tests::*;
 
 const PRESET: &str = "ALLOCSHIM_PRESET";
@@ -25,26 +29,99 @@ fn jemalloc_stats(vars: &[(&str, &str)]) -> Output {
     r.success().unwrap()
 }
 
+/// The CPUs this test may use, as the library counts them (affinity and cgroup
+/// quota; std counts them the same way).
+fn cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
 #[test]
 fn jemalloc_gets_the_preset_and_the_user_wins_per_option() {
     // jemalloc's own statistics print the options it runs with.
     let out = jemalloc_stats(&[(PRESET, "low-memory")]);
-    for want in ["opt.narenas: 2\n", "opt.dirty_decay_ms: 1000 ", "opt.muzzy_decay_ms: 0 ", "opt.background_thread: true "] {
+    let narenas = format!("opt.narenas: {}\n", cpus());
+    for want in [narenas.as_str(), "opt.dirty_decay_ms: 0 ", "opt.muzzy_decay_ms: 0 ", "opt.background_thread: false "] {
         assert!(out.stderr.contains(want), "{want:?} missing: {}", out.stderr);
     }
     assert_eq!(
         reported(&out),
-        "low-memory: narenas=2 (preset low-memory), dirty_decay_ms=1000 (preset low-memory), muzzy_decay_ms=0 (preset low-memory), background_thread=true (preset low-memory)"
+        format!(
+            "low-memory: narenas={} (preset low-memory), dirty_decay_ms=0 (preset low-memory), muzzy_decay_ms=0 (preset low-memory)",
+            cpus()
+        )
     );
 
     let out = jemalloc_stats(&[(PRESET, "low-memory"), ("MALLOC_CONF", "dirty_decay_ms:5000")]);
-    assert!(out.stderr.contains("opt.dirty_decay_ms: 5000 ") && out.stderr.contains("opt.narenas: 2\n"), "{}", out.stderr);
-    assert!(reported(&out).contains("narenas=2 (preset low-memory), dirty_decay_ms=5000 (MALLOC_CONF)"), "{}", out.stderr);
+    assert!(out.stderr.contains("opt.dirty_decay_ms: 5000 ") && out.stderr.contains(&narenas), "{}", out.stderr);
+    assert!(reported(&out).contains("(preset low-memory), dirty_decay_ms=5000 (MALLOC_CONF)"), "{}", out.stderr);
+
+    // An empty MALLOC_CONF sets nothing: the preset alone, and no complaint from jemalloc.
+    let out = jemalloc_stats(&[(PRESET, "low-memory"), ("MALLOC_CONF", "")]);
+    assert!(out.stderr.contains("opt.dirty_decay_ms: 0 ") && !out.stderr.contains("<jemalloc>"), "{}", out.stderr);
 
     let out = jemalloc_stats(&[(PRESET, "default")]);
     assert!(out.stderr.contains("opt.dirty_decay_ms: 10000 ") && out.stderr.contains("opt.background_thread: false "), "{}", out.stderr);
-    assert!(!out.stderr.contains("opt.narenas: 2\n"), "{}", out.stderr);
     assert!(reported(&out).starts_with("default: narenas=") && reported(&out).contains("dirty_decay_ms=10000 (default)"), "{}", out.stderr);
+}
+
+/// jemalloc's arena count under the preset, from its own statistics, for a run
+/// through `wrapper` (e.g. taskset).
+fn preset_narenas(wrapper: &[&str]) -> u32 {
+    let mut args: Vec<String> = wrapper[1..].iter().map(|s| s.to_string()).collect();
+    args.push("/bin/true".into());
+    let out = run(wrapper[0], &args)
+        .backend("jemalloc")
+        .env(PRESET, "low-memory")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .success()
+        .unwrap();
+    let line = out.stderr.lines().map(str::trim).find(|l| l.starts_with("opt.narenas: ")).unwrap_or_else(|| panic!("{}", out.stderr));
+    line["opt.narenas: ".len()..].trim().parse().unwrap()
+}
+
+#[test]
+fn jemalloc_arenas_follow_the_cpus_the_process_may_use() {
+    assert_eq!(preset_narenas(&["env"]), cpus() as u32);
+    assert_eq!(preset_narenas(&["taskset", "-c", "0"]), 1, "one CPU in the affinity mask: one arena");
+}
+
+/// A cgroup with a CPU quota of one CPU's time, for the process `sh` started in it:
+/// v1's cpu controller, or v2's where the cpu controller can be enabled. None where
+/// neither can be set up here (no cgroup v1 cpu hierarchy, v2 without a delegable cpu
+/// controller).
+fn one_cpu_cgroup(name: &str) -> Option<(PathBuf, &'static str)> {
+    let v1 = Path::new("/sys/fs/cgroup/cpu");
+    if v1.join("cpu.cfs_quota_us").exists() {
+        let dir = v1.join(name);
+        std::fs::create_dir_all(&dir).ok()?;
+        std::fs::write(dir.join("cpu.cfs_quota_us"), "100000").ok()?;
+        std::fs::write(dir.join("cpu.cfs_period_us"), "100000").ok()?;
+        return Some((dir, "v1"));
+    }
+    let v2 = Path::new("/sys/fs/cgroup");
+    let controllers = std::fs::read_to_string(v2.join("cgroup.controllers")).ok()?;
+    if !controllers.split_whitespace().any(|c| c == "cpu") {
+        return None;
+    }
+    let _ = std::fs::write(v2.join("cgroup.subtree_control"), "+cpu");
+    let dir = v2.join(name);
+    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::write(dir.join("cpu.max"), "100000 100000").ok()?;
+    Some((dir, "v2"))
+}
+
+#[test]
+#[ignore = "needs root: creates a cgroup with a CPU quota (scripts/test runs it as root)"]
+fn jemalloc_arenas_follow_the_cgroup_cpu_quota() {
+    let name = format!("allocshim-test-{}", std::process::id());
+    let Some((dir, version)) = one_cpu_cgroup(&name) else {
+        panic!("no cgroup v1 cpu hierarchy and no delegable cgroup v2 cpu controller: cannot set a CPU quota here");
+    };
+    let procs = dir.join("cgroup.procs").display().to_string();
+    let enter = format!("echo $$ > {procs} && exec \"$@\"");
+    let narenas = preset_narenas(&["sh", "-c", &enter, "sh"]);
+    let _ = std::fs::remove_dir(&dir);
+    assert_eq!(narenas, 1, "a quota of one CPU's time (cgroup {version}) on a {}-CPU machine", cpus());
 }
 
 #[test]
@@ -99,7 +176,47 @@ fn glibc_arena_count_follows_the_preset_unless_the_user_set_it() {
         .env("ALLOCSHIM_VERBOSE", "1")
         .success()
         .unwrap();
-    assert_eq!(reported(&out), "low-memory: arena_max=3 (MALLOC_ARENA_MAX)");
+    assert_eq!(reported(&out), "low-memory: trim=every 1 s (preset low-memory), arena_max=3 (MALLOC_ARENA_MAX)");
+}
+
+/// tests/c/trim.c's report under `vars`: helper threads at each point, RSS before and
+/// after 2.5 s, as numbers.
+fn trim_report(vars: &[(&str, &str)]) -> (String, [i64; 6]) {
+    let mut r = run(c_program("trim"), &[] as &[&str]).timeout(60);
+    for (k, v) in vars {
+        r = r.env(k, v);
+    }
+    let out = r.success().unwrap();
+    let n = |k: &str| out.field(k).unwrap_or_else(|| panic!("{k} missing: {}", out.stdout)).parse::<i64>().unwrap();
+    let fields = ["helper_at_start", "helper_after", "child_at_fork", "child_after", "rss_before", "rss_after"].map(n);
+    (out.field("backend").unwrap().to_string(), fields)
+}
+
+#[test]
+fn glibc_is_trimmed_by_a_helper_the_first_thread_starts() {
+    // Under the preset: no helper until the program starts a thread, then one; a forked
+    // child starts without it and gets its own with its first thread; and the pages the
+    // program freed below its live blocks go back to the OS.
+    let (backend, [at_start, after, child_at_fork, child_after, before, after_rss]) = trim_report(&[(PRESET, "low-memory")]);
+    assert_eq!(backend, "system");
+    assert_eq!((at_start, after, child_at_fork, child_after), (0, 1, 0, 1), "helper threads at start, after a thread, in a child");
+    assert!(before > 100_000, "160 MiB touched: {before} KiB");
+    assert!(after_rss < before / 4, "freed pages not given back: {before} -> {after_rss} KiB");
+
+    // Without the preset, or under a backend that gives pages back itself: no helper,
+    // and glibc keeps the pages.
+    let (_, [_, after, _, child_after, before, after_rss]) = trim_report(&[]);
+    assert_eq!((after, child_after), (0, 0), "no helper without the preset");
+    assert!(after_rss > before * 3 / 4, "glibc alone keeps them: {before} -> {after_rss} KiB");
+    let (_, [_, after, _, child_after, ..]) = trim_report(&[(PRESET, "low-memory"), ("MALLOC_ARENA_MAX", "3")]);
+    assert_eq!((after, child_after), (1, 1), "the user's arena count does not turn trimming off");
+    for backend in ["jemalloc", "mimalloc", "snmalloc"] {
+        let (b, [_, after, _, child_after, ..]) = trim_report(&[(PRESET, "low-memory"), ("ALLOCSHIM_BACKEND", backend)]);
+        assert_eq!((b.as_str(), after, child_after), (backend, 0, 0), "only glibc is trimmed by the helper");
+    }
+
+    let out = run("/bin/true", &[] as &[&str]).env(PRESET, "low-memory").env("ALLOCSHIM_VERBOSE", "1").success().unwrap();
+    assert_eq!(reported(&out), "low-memory: trim=every 1 s (preset low-memory), arena_max=2 (preset low-memory)");
 }
 
 #[test]
@@ -121,7 +238,7 @@ fn an_unknown_preset_is_warned_about_once_and_means_default() {
     });
     assert_eq!(arenas(&[(PRESET, "tiny")]).1, arenas(&[]).1);
     let out = jemalloc_stats(&[(PRESET, " LOW-Memory ")]);
-    assert!(out.stderr.contains("opt.narenas: 2\n"), "names are read in any case: {}", out.stderr);
+    assert!(out.stderr.contains("opt.dirty_decay_ms: 0 "), "names are read in any case: {}", out.stderr);
 }
 
 #[test]
@@ -148,7 +265,7 @@ fn info_and_enabled_show_the_preset() {
     };
     let (preset, options) = info(&[(PRESET, "low-memory"), ("JEMALLOC_ENABLED", "true"), ("MALLOC_CONF", "narenas:3")]);
     assert_eq!(preset, "low-memory");
-    assert!(options.starts_with("narenas=3 (MALLOC_CONF), dirty_decay_ms=1000 (preset low-memory)"), "{options}");
+    assert!(options.starts_with("narenas=3 (MALLOC_CONF), dirty_decay_ms=0 (preset low-memory)"), "{options}");
     assert_eq!(info(&[]), ("default".to_string(), "arena_max=8-per-core (default)".to_string()));
 
     // A preset alone makes the library worth preloading (it tunes glibc).
@@ -167,8 +284,8 @@ fn info_and_enabled_show_the_preset() {
 
 #[test]
 fn threads_and_fork_work_under_the_preset() {
-    // jemalloc's background purging threads and glibc's arena cap change how threads
-    // and fork meet the allocator: the thread and fork programs must still pass.
+    // glibc's trimming helper and arena cap, and jemalloc's immediate purging, change
+    // how threads and fork meet the allocator: the thread and fork programs must still pass.
     each_backend(|backend| {
         for (program, args) in [("forkmt", &["200"][..]), ("stress", &["4", "20000", "2000"][..])] {
             let out = run(c_program(program), args).backend(backend).env(PRESET, "low-memory").timeout(120).success()?;

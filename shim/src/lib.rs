@@ -15,12 +15,14 @@
 
 mod backend;
 mod bootstrap;
+mod cpus;
 mod exports;
 mod init;
 mod once;
 mod preset;
 mod rebind;
 mod report;
+mod trimmer;
 
 // The rules and the environment reader are shared with the `allocshim` crate.
 use allocshim_select::{env, rules as select, vars};

@@ -17,10 +17,21 @@ use crate::once::{c_string, SelectionCell};
 use crate::report::Line;
 
 /// jemalloc, in `MALLOC_CONF` syntax (each name is read back in `describe_jemalloc`).
-/// narenas:2 caps arenas as MALLOC_ARENA_MAX=2 does for glibc; dirty pages go back
-/// to the OS after 1 s instead of 10 s, and the background thread does that purging
-/// even while the server is idle (otherwise decay only advances on allocation).
-const JEMALLOC: &[(&str, &str)] = &[("narenas", "2"), ("dirty_decay_ms", "1000"), ("muzzy_decay_ms", "0"), ("background_thread", "true")];
+/// One arena per CPU the process may really use (affinity and cgroup quota, not the
+/// host's CPUs, of which jemalloc's default makes 4 arenas each), and pages given back
+/// to the OS as soon as they are free (`dirty_decay_ms:0`; jemalloc's default keeps
+/// them 10 s, which on a server that allocates all the time is a standing reserve;
+/// muzzy 0 makes that a real madvise(MADV_DONTNEED), not a lazy MADV_FREE that RSS
+/// still counts). With nothing left to decay, no background thread is needed.
+const JEMALLOC: &[(&str, Value)] =
+    &[("narenas", Value::Cpus), ("dirty_decay_ms", Value::Fixed("0")), ("muzzy_decay_ms", Value::Fixed("0"))];
+
+/// A preset option's value: written as is, or computed when the preset is applied.
+enum Value {
+    Fixed(&'static str),
+    /// The CPUs this process may use (`cpus::effective`).
+    Cpus,
+}
 
 /// mimalloc: (option name as `MIMALLOC_<NAME>` spells it, its legacy name, index in
 /// `mi_option_t` (the same in 2.x and 3.x for these), low-memory value).
@@ -98,7 +109,8 @@ pub unsafe fn jemalloc_conf(env: &Env, preset: Preset) -> Option<*const c_char> 
     if preset == Preset::Default {
         return env.get_c(vars::MALLOC_CONF);
     }
-    let user = env.get(vars::MALLOC_CONF);
+    // An empty MALLOC_CONF sets nothing (and must not leave a trailing comma).
+    let user = env.get(vars::MALLOC_CONF).filter(|u| !u.is_empty());
     // SAFETY: the selecting thread before the choice is published (our caller's
     // contract); jemalloc reads the string only after this returns.
     let buf = unsafe { JEMALLOC_CONF.get_mut() };
@@ -113,7 +125,12 @@ pub unsafe fn jemalloc_conf(env: &Env, preset: Preset) -> Option<*const c_char> 
     };
     let mut ok = true;
     for (i, (name, value)) in JEMALLOC.iter().enumerate() {
-        ok &= put(if i == 0 { b"" } else { b"," }) && put(name.as_bytes()) && put(b":") && put(value.as_bytes());
+        let mut digits = Line::new();
+        let value = match value {
+            Value::Fixed(v) => v.as_bytes(),
+            Value::Cpus => digits.num(u64::from(crate::cpus::effective())).as_bytes(),
+        };
+        ok &= put(if i == 0 { b"" } else { b"," }) && put(name.as_bytes()) && put(b":") && put(value);
     }
     if let Some(u) = user {
         ok &= put(b",") && put(u);
@@ -143,11 +160,10 @@ pub(crate) fn describe_snmalloc(_env: &Env, _preset: Preset, out: &mut Line) {
 
 pub(crate) fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
     extern "C" {
-        // jemalloc.c's option variables (`unsigned`, `ssize_t`, `ssize_t`, `bool`).
+        // jemalloc.c's option variables (`unsigned`, `ssize_t`, `ssize_t`).
         static _rjem_je_opt_narenas: u32;
         static _rjem_je_opt_dirty_decay_ms: isize;
         static _rjem_je_opt_muzzy_decay_ms: isize;
-        static _rjem_je_opt_background_thread: bool;
     }
     let confs = [(vars::RJEM_MALLOC_CONF, env.get(vars::RJEM_MALLOC_CONF)), (vars::MALLOC_CONF, env.get(vars::MALLOC_CONF))];
     for (opt, _) in JEMALLOC {
@@ -165,7 +181,6 @@ pub(crate) fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
                 "narenas" => out.num(u64::from(read_volatile(addr_of!(_rjem_je_opt_narenas)))),
                 "dirty_decay_ms" => signed(out, read_volatile(addr_of!(_rjem_je_opt_dirty_decay_ms)) as i64),
                 "muzzy_decay_ms" => signed(out, read_volatile(addr_of!(_rjem_je_opt_muzzy_decay_ms)) as i64),
-                "background_thread" => out.str(if read_volatile(addr_of!(_rjem_je_opt_background_thread)) { "true" } else { "false" }),
                 _ => out.str("?"),
             };
         }
@@ -265,6 +280,7 @@ pub unsafe fn glibc_apply(env: &Env, preset: Preset) {
     if preset != Preset::LowMemory {
         return;
     }
+    crate::trimmer::want();
     for &(param, _, var, tunable, value) in GLIBC {
         if glibc_user(env, var, tunable).is_none() {
             // SAFETY: mallopt takes plain integers (a known parameter and a positive
@@ -276,6 +292,9 @@ pub unsafe fn glibc_apply(env: &Env, preset: Preset) {
 
 pub(crate) fn describe_glibc(env: &Env, preset: Preset, out: &mut Line) {
     // glibc has no getter for these: the report says what was set, and by whom.
+    if crate::trimmer::wanted() {
+        out.str("trim=every 1 s (preset ").bytes(preset.name().to_bytes()).str(")");
+    }
     for &(_, name, var, tunable, value) in GLIBC {
         sep(out);
         out.str(name).str("=");
