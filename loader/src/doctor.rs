@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use allocshim_select::env::Env;
 use allocshim_select::preset::{self, Preset};
 use allocshim_select::rules::{self, Warning};
+use allocshim_select::scope;
 use allocshim_select::vars::{ALLOCSHIM_BACKEND, ALLOCSHIM_LIB, ALLOCSHIM_PRESET, ALLOCSHIM_STATS, ALLOCSHIM_VERBOSE, LD_PRELOAD};
 use allocshim_select::{Backend, ALL};
 use anyhow::Result;
@@ -353,6 +354,9 @@ fn fix(w: &Warning) -> String {
         }
         Warning::UnknownPreset { .. } => {
             format!("set {ALLOCSHIM_PRESET} to one of {}, or unset it", Preset::names().collect::<Vec<_>>().join(", "))
+        }
+        Warning::NotAProgramList { var, .. } => {
+            format!("set {var} to program names or patterns separated by commas ({}), or unset it", scope::EXAMPLE)
         }
     }
 }
