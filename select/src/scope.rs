@@ -30,7 +30,7 @@
 use core::ffi::{c_char, CStr};
 
 use crate::env::Env;
-use crate::line::{errno, set_errno, Line};
+use crate::line::Line;
 use crate::preset::Preset;
 use crate::rules::Warning;
 use crate::vars::{ALLOCSHIM_EXCEPT, ALLOCSHIM_ONLY};
@@ -195,57 +195,126 @@ impl Own {
     }
 
     /// This process's names: `AT_EXECFN` from the auxiliary vector, the target of
-    /// `/proc/self/exe` and the arguments in `/proc/self/cmdline`, read with raw
-    /// system calls into `self` (no allocation; `errno` kept). A name that cannot be
-    /// read (no `/proc`) is left empty.
+    /// `/proc/self/exe` and the arguments in `/proc/self/cmdline`, read into `self`
+    /// (no allocation, `errno` untouched: see [`raw`]). A name that cannot be read (no
+    /// `/proc`) is left empty.
     pub fn read(&mut self) -> Names<'_> {
-        let saved = errno();
         // SAFETY: getauxval only reads the auxiliary vector; AT_EXECFN is 0 or the
         // address of the NUL-terminated path the kernel put on the initial stack,
         // which stays there for the life of the process.
         let execfn = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const c_char;
         // SAFETY: non-NULL, so a NUL-terminated string that lives as long as the process.
         let started: &'static [u8] = if execfn.is_null() { &[] } else { unsafe { CStr::from_ptr(execfn) }.to_bytes() };
-        // SAFETY: readlink writes at most `len` bytes into `exe`, a live buffer of that size.
-        let n = unsafe { libc::readlink(c"/proc/self/exe".as_ptr(), self.exe.as_mut_ptr().cast(), self.exe.len()) };
+        let n = raw::readlink(c"/proc/self/exe", &mut self.exe);
         // A result that fills the buffer may have been cut: no name rather than a wrong one.
-        let exe_len = if n > 0 && (n as usize) < self.exe.len() { n as usize } else { 0 };
-        let cmd_len = read_file(c"/proc/self/cmdline", &mut self.cmdline);
-        set_errno(saved);
+        let exe_len = if n < self.exe.len() { n } else { 0 };
+        let cmd_len = raw::read_file(c"/proc/self/cmdline", &mut self.cmdline);
 
-        let cmdline = self.cmdline.get(..cmd_len).unwrap_or_default();
-        // A command line cut by the buffer ends in the middle of an argument: drop it.
-        let whole =
-            if cmd_len == self.cmdline.len() { cmdline.iter().rposition(|&c| c == 0).map_or(&[][..], |i| &cmdline[..i]) } else { cmdline };
-        let args = whole.strip_suffix(&[0]).unwrap_or(whole).split(|&c| c == 0).skip(1);
+        let args = arguments(self.cmdline.get(..cmd_len).unwrap_or_default(), cmd_len == self.cmdline.len());
         Names::new(started, self.exe.get(..exe_len).unwrap_or_default(), args)
     }
 }
 
-/// Reads the start of the file at `path` into `buf`; returns how many bytes were read
-/// (0 on any failure).
-fn read_file(path: &CStr, buf: &mut [u8]) -> usize {
-    // SAFETY: open reads the NUL-terminated path; no other pointer is passed.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return 0;
+/// The arguments after `argv[0]` in the start of a `/proc/PID/cmdline` (each ends
+/// with a NUL); `cut`: the read may have stopped inside an argument, which is dropped.
+pub fn arguments(cmdline: &[u8], cut: bool) -> impl Iterator<Item = &[u8]> {
+    let whole = match cmdline.iter().rposition(|&c| c == 0) {
+        Some(end) if cut => cmdline.get(..end + 1).unwrap_or_default(),
+        _ => cmdline,
+    };
+    whole.strip_suffix(&[0]).unwrap_or(whole).split(|&c| c == 0).skip(1)
+}
+
+/// Reading a file with raw system calls. Not libc's `open`/`read`/`readlink`/`close`:
+/// the library calls those through GOT entries that ld.so binds at every start of
+/// every process (about 600 instructions each, measured on `/bin/true`), even where
+/// nothing here runs; a `syscall` instruction costs nothing until it runs. They also
+/// leave `errno` alone (the result carries the error), as code inside `malloc` must.
+pub mod raw {
+    use core::ffi::CStr;
+
+    /// The system call `nr` with up to four arguments: its result, or `-errno`.
+    ///
+    /// # Safety
+    /// The arguments are what that system call expects (pointers valid for it).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn syscall(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+        let ret: isize;
+        // SAFETY: the Linux x86-64 system call convention: number and result in rax,
+        // arguments in rdi, rsi, rdx, r10; the kernel clobbers rcx and r11, uses no
+        // stack of ours; the pointers are valid (our caller's contract).
+        unsafe {
+            core::arch::asm!("syscall", inlateout("rax") nr as isize => ret, in("rdi") a, in("rsi") b, in("rdx") c, in("r10") d,
+                lateout("rcx") _, lateout("r11") _, options(nostack));
+        }
+        ret
     }
-    let mut len = 0;
-    while len < buf.len() {
-        let rest = buf.get_mut(len..).unwrap_or_default();
-        // SAFETY: read writes at most `rest.len()` bytes into `rest`, a live slice.
-        let n = unsafe { libc::read(fd, rest.as_mut_ptr().cast(), rest.len()) };
-        if n > 0 {
-            len += n as usize;
-        } else if n < 0 && errno() == libc::EINTR {
-            continue;
+
+    /// As above, for arm64.
+    ///
+    /// # Safety
+    /// The arguments are what that system call expects (pointers valid for it).
+    #[cfg(target_arch = "aarch64")]
+    unsafe fn syscall(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+        let ret: isize;
+        // SAFETY: the Linux arm64 system call convention: number in x8, arguments in
+        // x0-x3, result in x0; nothing else is clobbered, no stack of ours is used;
+        // the pointers are valid (our caller's contract).
+        unsafe {
+            core::arch::asm!("svc 0", in("x8") nr, inlateout("x0") a as isize => ret, in("x1") b, in("x2") c, in("x3") d,
+                options(nostack));
+        }
+        ret
+    }
+
+    /// Elsewhere (not a supported platform, but it builds): libc's `syscall`.
+    ///
+    /// # Safety
+    /// The arguments are what that system call expects (pointers valid for it).
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    unsafe fn syscall(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+        // SAFETY: our caller's contract, passed on.
+        let r = unsafe { libc::syscall(nr, a, b, c, d) } as isize;
+        if r < 0 {
+            -(crate::line::errno() as isize)
         } else {
-            break;
+            r
         }
     }
-    // SAFETY: `fd` is the descriptor opened above, closed once.
-    unsafe { libc::close(fd) };
-    len
+
+    /// The target of the symbolic link at `path`, written into `buf`; returns its
+    /// length (0 on failure; `buf.len()` when it may have been cut).
+    pub fn readlink(path: &CStr, buf: &mut [u8]) -> usize {
+        let (at, p, b) = (libc::AT_FDCWD as usize, path.as_ptr() as usize, buf.as_mut_ptr() as usize);
+        // SAFETY: readlinkat reads the NUL-terminated path and writes at most
+        // `buf.len()` bytes into `buf`, a live buffer.
+        let n = unsafe { syscall(libc::SYS_readlinkat, at, p, b, buf.len()) };
+        n.max(0) as usize
+    }
+
+    /// Reads the start of the file at `path` into `buf`; returns how many bytes were
+    /// read (0 on any failure).
+    pub fn read_file(path: &CStr, buf: &mut [u8]) -> usize {
+        let (at, p, flags) = (libc::AT_FDCWD as usize, path.as_ptr() as usize, (libc::O_RDONLY | libc::O_CLOEXEC) as usize);
+        // SAFETY: openat reads the NUL-terminated path; no other pointer is passed.
+        let fd = unsafe { syscall(libc::SYS_openat, at, p, flags, 0) };
+        if fd < 0 {
+            return 0;
+        }
+        let mut len = 0;
+        while let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) {
+            // SAFETY: read writes at most `rest.len()` bytes into `rest`, a live slice.
+            let n = unsafe { syscall(libc::SYS_read, fd as usize, rest.as_mut_ptr() as usize, rest.len(), 0) };
+            if n > 0 {
+                len += n as usize;
+            } else if n != -(libc::EINTR as isize) {
+                break;
+            }
+        }
+        // SAFETY: `fd` is the descriptor opened above, closed once; no pointer passed.
+        unsafe { syscall(libc::SYS_close, fd as usize, 0, 0, 0) };
+        len
+    }
 }
 
 /// The entries of a list: separated by commas or blanks, empty ones skipped.
@@ -586,6 +655,16 @@ mod tests {
             assert!(w.is_empty());
             assert_eq!(entries(l.only.unwrap()).count(), 3);
         });
+    }
+
+    #[test]
+    fn arguments_come_from_the_command_line_without_a_cut_one() {
+        let all: Vec<&[u8]> = arguments(b"ruby\0-W0\0app.rb\0", false).collect();
+        assert_eq!(all, [&b"-W0"[..], b"app.rb"]);
+        let cut: Vec<&[u8]> = arguments(b"ruby\0-W0\0app.r", true).collect();
+        assert_eq!(cut, [&b"-W0"[..]]);
+        assert_eq!(arguments(b"a-very-long-argv0", true).count(), 0);
+        assert_eq!(arguments(b"", false).count(), 0);
     }
 
     #[test]
