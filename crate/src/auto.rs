@@ -84,11 +84,14 @@ fn decide() -> Backend {
     // ALLOCSHIM_ONLY/EXCEPT, as the library applies them (no preset in the crate).
     if backend != Backend::System {
         let lists = scope::lists(&env, &mut |w| w.print());
-        let mut own = scope::Own::new();
-        let (verdict, names) = lists.judge_own(&mut own);
-        reason = lists.reason(&verdict, &names, backend, Preset::Default, reason.as_bytes());
-        if verdict.left_on_system() {
-            backend = Backend::System;
+        if !lists.is_empty() {
+            let mut own = scope::Own::new();
+            let names = own.read();
+            let verdict = lists.judge(&names);
+            reason = lists.reason(&verdict, &names, backend, Preset::Default, reason.as_bytes());
+            if verdict.left_on_system() {
+                backend = Backend::System;
+            }
         }
     }
     if !compiled(backend) {

@@ -396,18 +396,6 @@ impl<'a> Lists<'a> {
         }
     }
 
-    /// The verdict for this process, reading its names only if a list is set.
-    pub fn judge_own<'n>(&self, own: &'n mut Own) -> (Verdict<'n>, Names<'n>)
-    where
-        'a: 'n,
-    {
-        if self.is_empty() {
-            return (Verdict::Unscoped, Names::default());
-        }
-        let names = own.read();
-        (self.judge(&names), names)
-    }
-
     /// Why the verdict is what it is: "ALLOCSHIM_ONLY=\"ruby*\": binary ruby3.1
     /// matches ruby*", "left on system by ALLOCSHIM_EXCEPT=\"node*\": program node
     /// matches node*", "left on system by ALLOCSHIM_ONLY=\"ruby\": program node
@@ -677,9 +665,7 @@ mod tests {
         assert_eq!(n.binary, file);
         assert!(!n.program.is_empty() && n.script.is_empty(), "{n:?}");
         let lists = Lists { only: Some(b"nothing-like-this"), except: None };
-        let (v, _) = lists.judge_own(&mut own);
-        assert_eq!(v, Verdict::NotListed);
-        let (v, n) = Lists::default().judge_own(&mut own);
-        assert_eq!((v, n), (Verdict::Unscoped, Names::default()));
+        assert_eq!(lists.judge(&n), Verdict::NotListed);
+        assert_eq!(Lists::default().judge(&n), Verdict::Unscoped);
     }
 }

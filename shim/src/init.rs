@@ -121,10 +121,15 @@ unsafe fn select_and_start(env: &Env) {
     let mut dormant = false;
     if backend != Backend::System || preset != Preset::Default {
         let lists = scope::lists(env, &mut |w| w.print());
-        let mut own = scope::Own::new();
-        let (verdict, names) = lists.judge_own(&mut own);
-        reason = lists.reason(&verdict, &names, backend, preset, reason.as_bytes());
-        dormant = verdict.left_on_system();
+        // The names are read only when a list is set (the buffers alone would cost a
+        // 1.3 KiB memset at every start).
+        if !lists.is_empty() {
+            let mut own = scope::Own::new();
+            let names = own.read();
+            let verdict = lists.judge(&names);
+            reason = lists.reason(&verdict, &names, backend, preset, reason.as_bytes());
+            dormant = verdict.left_on_system();
+        }
         if !dormant && !ours {
             // Not ours to serve: glibc, and no preset either (glibc there is the
             // program's own business). Said only when something was asked and lost.
