@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use allocshim_tests::*;
 
 /// The buildpack's "only my Ruby/Python servers" setting (docs/buildpack.md).
-const ONLY: (&str, &str) = ("ALLOCSHIM_ONLY", "ruby*,python3*");
+const ONLY: (&str, &str) = ("ALLOCSHIM_ONLY", "ruby*,python*");
 /// The programs an app would keep off the allocator (docs/buildpack.md).
 const EXCEPT: (&str, &str) = ("ALLOCSHIM_EXCEPT", "node*,chrom*,convert*");
 /// The library's words for a process whose `malloc` is not its own.
