@@ -98,26 +98,21 @@ const WITH_VALUE: [&str; 9] = ["-I", "-r", "-C", "-E", "-W", "-X", "--require", 
 pub fn script<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> &'a [u8] {
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        let next_is_it = match arg {
-            b"--" | b"-m" => true,
+        match arg {
+            b"--" | b"-m" => return args.next().map(basename).unwrap_or_default(),
             b"-" | b"-p" | b"--eval" | b"--print" => return &[],
             _ if WITH_VALUE.iter().any(|o| arg == o.as_bytes()) => {
                 args.next();
-                continue;
             }
-            [b'-', b'-', ..] => continue,
+            [b'-', b'-', ..] => {}
             [b'-', letters @ ..] => {
                 let inline =
                     letters.len() <= 2 && letters.iter().all(u8::is_ascii_alphabetic) && matches!(letters.last(), Some(b'c' | b'e'));
                 if inline {
                     return &[];
                 }
-                continue;
             }
             _ => return basename(arg),
-        };
-        if next_is_it {
-            return args.next().map(basename).unwrap_or_default();
         }
     }
     &[]
