@@ -217,6 +217,118 @@ fn doctor_on_programs_that_preloading_cannot_serve() {
     assert!(out.stdout.contains("perl") && out.stdout.contains("is dynamically linked"), "{}", out.stdout);
 }
 
+/// ALLOCSHIM_ONLY/EXCEPT: `doctor PID` judges the process by the names the library
+/// read in it, and says what the library itself said at its start.
+#[test]
+fn doctor_on_a_process_says_which_rule_left_it_on_system() {
+    let lib = lib().canonicalize().unwrap();
+    for (var, value, rule) in [
+        ("ALLOCSHIM_EXCEPT", "node*,sleep", "left on system by ALLOCSHIM_EXCEPT=\"node*,sleep\": program sleep matches sleep"),
+        ("ALLOCSHIM_ONLY", "ruby,python3*", "left on system by ALLOCSHIM_ONLY=\"ruby,python3*\": program sleep is not listed"),
+        ("ALLOCSHIM_ONLY", "sl*", "JEMALLOC_ENABLED=true; ALLOCSHIM_ONLY=\"sl*\": program sleep matches sl*"),
+    ] {
+        let mut sleep = Command::new("sleep");
+        sleep.arg("30").stdin(Stdio::null()).stderr(Stdio::piped()).env("LD_PRELOAD", &lib);
+        sleep.env("JEMALLOC_ENABLED", "true").env("ALLOCSHIM_VERBOSE", "1").env(var, value);
+        let mut child = sleep.spawn().unwrap();
+        // The library's own line, printed at the process's start.
+        let mut own = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stderr.take().unwrap()), &mut own).unwrap();
+        let out = allocshim(&["doctor", &child.id().to_string()]).output();
+        let _ = child.kill();
+        let _ = child.wait();
+        let said = own.trim().strip_prefix("allocshim: backend ").unwrap_or(&own).to_string();
+        assert!(said.contains(rule), "the library said: {own}");
+        assert!(out.status.success(), "a program left out is not a problem: {}", out.stdout);
+        assert!(
+            out.stdout.contains(&format!("for this program the library selects {said}")),
+            "doctor disagrees with the library ({said}):\n{}",
+            out.stdout
+        );
+        let fix = match (var, rule.starts_with("left")) {
+            (_, false) => None,
+            ("ALLOCSHIM_ONLY", _) => Some("fix: to serve it, add one of its names (program sleep) to ALLOCSHIM_ONLY"),
+            _ => Some("fix: to serve it, take the pattern that matches it out of ALLOCSHIM_EXCEPT"),
+        };
+        if let Some(fix) = fix {
+            assert!(out.stdout.contains("the library is loaded but dormant") && out.stdout.contains(fix), "{}", out.stdout);
+        }
+    }
+}
+
+#[test]
+fn doctor_names_a_list_that_is_not_one_and_judges_commands() {
+    let lib = lib().canonicalize().unwrap();
+    let out = allocshim(&["doctor"]).env("LD_PRELOAD", &lib).env("JEMALLOC_ENABLED", "1").env("ALLOCSHIM_ONLY", "ruby;python3").output();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("the library warns: ignoring ALLOCSHIM_ONLY=\"ruby;python3\": \"ruby;python3\" is not a program name"),
+        "{}",
+        out.stdout
+    );
+    assert!(out
+        .stdout
+        .contains("fix: set ALLOCSHIM_ONLY to program names or patterns separated by commas (ruby,puma*,python3*), or unset it"));
+    let out = allocshim(&["doctor"]).env("LD_PRELOAD", &lib).env("JEMALLOC_ENABLED", "1").env("ALLOCSHIM_ONLY", "ruby, python3*").output();
+    assert!(
+        out.stdout.contains("programs served: only ruby, python3* (ALLOCSHIM_ONLY); every other program stays on system"),
+        "{}",
+        out.stdout
+    );
+
+    // `doctor -- SCRIPT` follows `#!/usr/bin/env ruby` to the process that lasts.
+    let dir = c_artifact("doctor-scope");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("web-server.rb");
+    std::fs::write(&script, "#!/usr/bin/env ruby\nsleep\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let doctor = |only: &str| {
+        allocshim(&["doctor", "--", script.to_str().unwrap()])
+            .env("LD_PRELOAD", &lib)
+            .env("JEMALLOC_ENABLED", "1")
+            .env("ALLOCSHIM_ONLY", only)
+            .output()
+    };
+    let out = doctor("web-*");
+    assert!(
+        out.stdout.contains("for this program the library selects jemalloc") && out.stdout.contains("script web-server.rb matches web-*"),
+        "{}",
+        out.stdout
+    );
+    let out = doctor("python3*");
+    assert!(out.stdout.contains("program ruby (binary ruby"), "{}", out.stdout);
+    assert!(out.stdout.contains(", script web-server.rb) is not listed"), "{}", out.stdout);
+}
+
+/// `info` says which programs are served; `info -- CMD` gives what CMD gets, in the
+/// words the library prints in it.
+#[test]
+fn info_says_which_programs_are_served() {
+    let text = allocshim(&["info"]).env("JEMALLOC_ENABLED", "1").env("ALLOCSHIM_EXCEPT", "node*, chrom*").success().unwrap();
+    assert!(text.stdout.contains("selected     jemalloc "), "{}", text.stdout);
+    assert!(text.stdout.contains("programs     never node*, chrom* (ALLOCSHIM_EXCEPT); the others are served"), "{}", text.stdout);
+    let fp = c_program("fingerprint");
+    each_backend(|backend| {
+        for only in ["ruby", "finger*"] {
+            let mut info = allocshim(&["info", "--json", "--", fp.to_str().unwrap()]).backend(backend).env("ALLOCSHIM_ONLY", only);
+            let json: serde_json::Value =
+                serde_json::from_str(&info.command().output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap())
+                    .map_err(|e| format!("[{backend}] info --json: {e}"))?;
+            let truth = run(&fp, &[] as &[&str]).backend(backend).env("ALLOCSHIM_ONLY", only).success()?;
+            let left = json["left_on_system_by"].as_str();
+            let expected_left = (backend != "system" && only == "ruby").then_some("ALLOCSHIM_ONLY");
+            let agrees = json["selected"]["name"].as_str() == truth.field("active")
+                && json["reason"].as_str() == truth.field("reason")
+                && left == expected_left
+                && json["names"]["program"] == "fingerprint";
+            if !agrees {
+                return Err(format!("[{backend}] ALLOCSHIM_ONLY={only}: info says {json}\nthe program says {}", truth.stdout));
+            }
+        }
+        Ok(())
+    });
+}
+
 /// Width and height from a PNG's IHDR chunk.
 fn png_size(png: &[u8]) -> (u32, u32) {
     assert!(png.len() > 24 && png.starts_with(b"\x89PNG\r\n\x1a\n") && &png[12..16] == b"IHDR", "not a PNG");

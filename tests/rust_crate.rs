@@ -75,27 +75,33 @@ fn verdict(stderr: &[u8]) -> (String, String, Vec<String>) {
     (backend, reason, warnings)
 }
 
+/// Auto (in `global_auto`) and the library (preloaded into `program`) under `env`,
+/// with `ALLOCSHIM_VERBOSE=1`: both pick `expected`, with the same reason and warnings.
+fn auto_and_the_library_agree(program: &std::ffi::OsStr, env: &[(&str, &str)], expected: &str) {
+    let mut with_verbose: Vec<(&str, &str)> = env.to_vec();
+    with_verbose.push(("ALLOCSHIM_VERBOSE", "1"));
+
+    let crate_out = run_example("global_auto", &with_verbose);
+    let (backend, served) = backend_and_served(&crate_out);
+    assert_eq!((backend.as_str(), served.as_str()), (expected, expected), "Auto under {env:?}");
+
+    let lib_out = Command::new(program)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LD_PRELOAD", lib())
+        .envs(with_verbose.iter().copied())
+        .output()
+        .unwrap();
+    let from_crate = verdict(&crate_out.stderr);
+    let from_lib = verdict(&lib_out.stderr);
+    assert_eq!(from_crate, from_lib, "crate and library disagree under {env:?}");
+    assert_eq!(from_lib.0, expected, "library under {env:?}");
+}
+
 #[test]
 fn auto_and_the_library_choose_alike_for_every_environment() {
     for (env, expected) in CASES {
-        let mut with_verbose: Vec<(&str, &str)> = env.to_vec();
-        with_verbose.push(("ALLOCSHIM_VERBOSE", "1"));
-
-        let crate_out = run_example("global_auto", &with_verbose);
-        let (backend, served) = backend_and_served(&crate_out);
-        assert_eq!((backend.as_str(), served.as_str()), (*expected, *expected), "Auto under {env:?}");
-
-        let lib_out = Command::new("true")
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("LD_PRELOAD", lib())
-            .envs(with_verbose.iter().copied())
-            .output()
-            .unwrap();
-        let from_crate = verdict(&crate_out.stderr);
-        let from_lib = verdict(&lib_out.stderr);
-        assert_eq!(from_crate, from_lib, "crate and library disagree under {env:?}");
-        assert_eq!(from_lib.0, *expected, "library under {env:?}");
+        auto_and_the_library_agree("true".as_ref(), env, expected);
     }
 }
 
@@ -162,4 +168,27 @@ fn the_library_and_the_crate_report_the_same_figures_and_version() {
         }
         Ok(())
     });
+}
+
+/// `ALLOCSHIM_ONLY`/`ALLOCSHIM_EXCEPT`: Auto leaves a program out exactly as the
+/// library does, in the same words. The library runs in a copy of `true` named like
+/// the example, so that both programs go by the same name.
+#[test]
+fn auto_and_the_library_leave_out_the_same_programs() {
+    let dir = std::env::temp_dir().join(format!("allocshim-crate-scope-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let twin = dir.join("global_auto");
+    std::fs::copy("/bin/true", &twin).unwrap();
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("JEMALLOC_ENABLED", "true"), ("ALLOCSHIM_ONLY", "ruby,python3*")], "system"),
+        (&[("MIMALLOC_ENABLED", "true"), ("ALLOCSHIM_ONLY", "ruby,global_*")], "mimalloc"),
+        (&[("SNMALLOC_ENABLED", "true"), ("ALLOCSHIM_EXCEPT", "global_auto")], "system"),
+        (&[("ALLOCSHIM_BACKEND", "jemalloc"), ("ALLOCSHIM_ONLY", "*"), ("ALLOCSHIM_EXCEPT", "glob*")], "system"),
+        (&[("JEMALLOC_ENABLED", "true"), ("ALLOCSHIM_ONLY", "ruby;global_auto")], "jemalloc"),
+        (&[("ALLOCSHIM_ONLY", "ruby")], "system"),
+    ];
+    for (env, expected) in cases {
+        auto_and_the_library_agree(twin.as_os_str(), env, expected);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,13 +5,15 @@ use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering::*};
 
 use allocshim_select::env::Env;
 use allocshim_select::line::{warn, Line};
-use allocshim_select::{rules, vars, Backend};
+use allocshim_select::preset::Preset;
+use allocshim_select::{rules, scope, vars, Backend};
 
 use crate::compiled;
 
 /// The allocator `ALLOCSHIM_BACKEND` or `*_ENABLED` selects, as liballocshim.so
 /// would select it for this process (same rules, same warnings on stderr, `system`
-/// in secure mode), chosen once at the first allocation.
+/// in secure mode, `system` for a program that `ALLOCSHIM_ONLY`/`ALLOCSHIM_EXCEPT`
+/// leave out), chosen once at the first allocation.
 ///
 /// ```
 /// #[global_allocator]
@@ -78,8 +80,20 @@ fn decide() -> Backend {
         return Backend::System;
     };
     let choice = rules::decide(&env, &mut |w| w.print());
-    let mut reason = choice.reason;
-    let mut backend = choice.backend;
+    let (mut backend, mut reason) = (choice.backend, choice.reason);
+    // ALLOCSHIM_ONLY/EXCEPT, as the library applies them (no preset in the crate).
+    if backend != Backend::System {
+        let lists = scope::lists(&env, &mut |w| w.print());
+        if !lists.is_empty() {
+            let mut own = scope::Own::new();
+            let names = own.read();
+            let verdict = lists.judge(&names);
+            reason = lists.reason(&verdict, &names, backend, Preset::Default, reason.as_bytes());
+            if verdict.left_on_system() {
+                backend = Backend::System;
+            }
+        }
+    }
     if !compiled(backend) {
         let mut l = Line::new();
         l.bytes(backend.name().to_bytes())

@@ -8,11 +8,14 @@ use std::process::ExitCode;
 use allocshim_select::env::Env;
 use allocshim_select::preset::{self, Preset};
 use allocshim_select::rules::{self, Warning};
-use allocshim_select::vars::{ALLOCSHIM_BACKEND, ALLOCSHIM_LIB, ALLOCSHIM_PRESET, ALLOCSHIM_STATS, ALLOCSHIM_VERBOSE, LD_PRELOAD};
+use allocshim_select::scope::{self, Lists};
+use allocshim_select::vars::{
+    ALLOCSHIM_BACKEND, ALLOCSHIM_LIB, ALLOCSHIM_ONLY, ALLOCSHIM_PRESET, ALLOCSHIM_STATS, ALLOCSHIM_VERBOSE, LD_PRELOAD,
+};
 use allocshim_select::{Backend, ALL};
 use anyhow::Result;
 
-use crate::{elf, locate, preload, probe};
+use crate::{elf, locate, names, preload, probe};
 
 #[derive(PartialEq, PartialOrd, Clone, Copy)]
 enum Level {
@@ -51,6 +54,8 @@ struct Target {
     env: Option<Vec<(OsString, OsString)>>,
     maps: Option<String>,
     program: Option<PathBuf>,
+    /// The names ALLOCSHIM_ONLY/EXCEPT judge it by, when it is one program.
+    names: Option<names::Program>,
     secure: bool,
 }
 
@@ -84,7 +89,7 @@ pub fn main(pid: Option<u32>, cmd: &[OsString]) -> Result<ExitCode> {
         );
     }
     match (&lib, target.env.is_some()) {
-        (Some(lib), true) => check_selection(&mut f, lib, &env, target.secure),
+        (Some(lib), true) => check_selection(&mut f, lib, &env, target.secure, target.names.as_ref()),
         (None, _) => f.problem(
             format!("cannot find {} to ask what this environment selects", locate::FILE_NAME),
             format!("set {ALLOCSHIM_LIB}=/path/to/{}", locate::FILE_NAME),
@@ -134,6 +139,7 @@ fn process(pid: u32) -> Result<Target> {
         maps: std::fs::read_to_string(proc.join("maps")).ok(),
         // Read through /proc so a program replaced on disk since it started is still examined.
         program: exe.is_some().then(|| proc.join("exe")),
+        names: Some(names::of_process(&proc)),
         secure: at_secure(&proc),
     })
 }
@@ -153,6 +159,7 @@ fn shell(cmd: &[OsString]) -> Result<Target> {
         title,
         env: Some(std::env::vars_os().collect()),
         maps: std::fs::read_to_string("/proc/self/maps").ok(),
+        names: if cmd.is_empty() { None } else { Some(names::of_command(cmd)?) },
         program,
         secure: false,
     })
@@ -296,8 +303,8 @@ fn check_program(f: &mut Findings, path: &Path) {
 /// for this environment as typed values (the shared rules run here on the target's
 /// environment: the child cannot report `ALLOCSHIM_VERBOSE`/`ALLOCSHIM_STATS`, which
 /// it does not see), each with its fix.
-fn check_selection(f: &mut Findings, lib: &Path, env: &[(OsString, OsString)], secure: bool) {
-    let report = match probe::ask(lib, Some(env), &[]) {
+fn check_selection(f: &mut Findings, lib: &Path, env: &[(OsString, OsString)], secure: bool, program: Option<&names::Program>) {
+    let mut report = match probe::ask(lib, Some(env), &[]) {
         Ok(r) => r,
         Err(e) => return f.problem(format!("{e:#}"), "rebuild or reinstall the library for this machine"),
     };
@@ -314,12 +321,29 @@ fn check_selection(f: &mut Findings, lib: &Path, env: &[(OsString, OsString)], s
         preset::read(&env, &mut |w| warnings.push(*w));
         !choice.reason.is_empty()
     };
-    let text = format!("with this environment the library selects {} {} ({})", report.active.name, report.active.version, report.reason);
-    if asked || secure {
+    // The probe answered for the environment; ALLOCSHIM_ONLY/EXCEPT are judged here.
+    let lists = if secure { Lists::default() } else { scope::lists(&env, &mut |w| warnings.push(*w)) };
+    let judged = program.and_then(|p| names::judge(&mut report, &lists, p));
+    let whom = if program.is_some() { "for this program" } else { "with this environment" };
+    let text = format!("{whom} the library selects {} {} ({})", report.active.name, report.active.version, report.reason);
+    if let (Some((var, true)), Some(p)) = (judged, program) {
+        let caveat = p.caveat.map(|c| format!("; {c}")).unwrap_or_default();
+        let fix = if var == ALLOCSHIM_ONLY {
+            let names = p.names();
+            let each: Vec<String> = names.each().map(|(kind, name)| format!("{kind} {}", String::from_utf8_lossy(name))).collect();
+            format!("to serve it, add one of its names ({}) to {var}{caveat}", each.join(", "))
+        } else {
+            format!("to serve it, take the pattern that matches it out of {var}{caveat}")
+        };
+        f.note(format!("{text}: the library is loaded but dormant"), fix);
+    } else if asked || secure {
         f.ok(text);
     } else {
         let switches: Vec<&str> = ALL.iter().filter_map(|b| b.enable_var()).collect();
         f.note(text, format!("set {ALLOCSHIM_BACKEND} or one of {} to true", switches.join(", ")));
+    }
+    if program.is_none() && !lists.is_empty() {
+        f.ok(format!("programs served: {}", names::describe_lists(&lists, &report)));
     }
     let mut explained = Vec::new();
     for w in &warnings {
@@ -353,6 +377,9 @@ fn fix(w: &Warning) -> String {
         }
         Warning::UnknownPreset { .. } => {
             format!("set {ALLOCSHIM_PRESET} to one of {}, or unset it", Preset::names().collect::<Vec<_>>().join(", "))
+        }
+        Warning::NotAProgramList { var, .. } => {
+            format!("set {var} to program names or patterns separated by commas ({}), or unset it", scope::EXAMPLE)
         }
     }
 }

@@ -14,6 +14,7 @@ mod elf;
 mod info;
 mod launch;
 mod locate;
+mod names;
 mod preload;
 mod probe;
 
@@ -50,10 +51,14 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
         cmd: Vec<OsString>,
     },
-    /// The library's path, versions, binary checks, and what this environment selects.
+    /// The library's path, versions, binary checks, and what this environment selects
+    /// (for the program CMD, when given: ALLOCSHIM_ONLY/EXCEPT may leave it on system).
     Info {
         #[arg(long)]
         json: bool,
+        /// A program to judge by ALLOCSHIM_ONLY/ALLOCSHIM_EXCEPT, as it would start.
+        #[arg(last = true, value_name = "CMD")]
+        cmd: Vec<OsString>,
     },
     /// Diagnose this shell's environment, a running process (PID), or a program (-- CMD).
     Doctor {
@@ -153,7 +158,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { backend, verbose, stats, cmd } => launch::run(backend.as_deref(), verbose, stats, &cmd),
-        Command::Info { json } => info::main(json),
+        Command::Info { json, cmd } => info::main(json, &cmd),
         Command::Doctor { pid, cmd } => doctor::main(pid, &cmd),
         Command::Compare(args) => compare::main(args),
         Command::Summarize(args) => compare::summarize::main(args),

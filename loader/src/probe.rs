@@ -11,7 +11,7 @@ use std::ffi::{c_char, c_int, CStr, OsString};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
-use allocshim_select::vars::{LD_PRELOAD, PRINT_ONLY};
+use allocshim_select::vars::{LD_PRELOAD, PER_PROGRAM, PRINT_ONLY};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -60,8 +60,10 @@ pub fn ask(lib: &Path, env: Option<&[(OsString, OsString)]>, set: &[(&str, &str)
     if let Some(vars) = env {
         cmd.env_clear().envs(vars.iter().map(|(k, v)| (k, v)));
     }
-    // Only what the library selects matters here, not what it would print.
-    for v in PRINT_ONLY {
+    // Only what the library selects matters here, not what it would print; and what
+    // it selects for the environment, not for this probe program: the caller judges
+    // ALLOCSHIM_ONLY/EXCEPT for the program in question (`names::judge`).
+    for v in PRINT_ONLY.iter().chain(&PER_PROGRAM) {
         cmd.env_remove(v);
     }
     cmd.env(LD_PRELOAD, lib).envs(set.iter().copied());

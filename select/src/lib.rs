@@ -2,7 +2,8 @@
 //! on, written once: the backends, their names and switch variables ([`Backend`]),
 //! the names of every environment variable ([`vars`]), reading the environment
 //! without allocating ([`env`]), the rules that pick a backend and read the switches,
-//! with their warnings ([`rules`]), and the raw `write(2)` lines the library and the
+//! with their warnings ([`rules`]), which programs the choice applies to
+//! ([`scope`]), and the raw `write(2)` lines the library and the
 //! crate print ([`line`]), and what a backend's usage figures mean ([`usage`]).
 //!
 //! `no_std` and allocation-free: the library runs this inside `malloc`, the crate
@@ -15,6 +16,7 @@ pub mod env;
 pub mod line;
 pub mod preset;
 pub mod rules;
+pub mod scope;
 pub mod usage;
 pub mod vars;
 

@@ -13,6 +13,7 @@
 //! mode nothing is read ([`decide`], [`flag`]).
 use crate::env::{secure_mode, Env};
 use crate::line::{self, Line};
+use crate::scope;
 use crate::vars::{ALLOCSHIM_BACKEND, ALLOCSHIM_PRESET};
 use crate::{Backend, ALL};
 
@@ -68,6 +69,9 @@ pub enum Warning<'a> {
     SeveralEnabled { using: Backend, ignored: Backends },
     /// `ALLOCSHIM_PRESET` names no preset; it is treated as `default`.
     UnknownPreset { value: &'a [u8] },
+    /// `ALLOCSHIM_ONLY` or `ALLOCSHIM_EXCEPT` holds `entry`, which is not a program
+    /// name or pattern; the variable is treated as unset (see `scope`).
+    NotAProgramList { var: &'static str, value: &'a [u8], entry: &'a [u8] },
 }
 
 impl Warning<'_> {
@@ -101,6 +105,12 @@ impl Warning<'_> {
                 for (i, name) in crate::preset::Preset::names().enumerate() {
                     l.str(if i == 0 { " " } else { ", " }).str(name);
                 }
+            }
+            Warning::NotAProgramList { var, value, entry } => {
+                ignoring(&mut l, var, value).str("\"").bytes(entry);
+                l.str(if entry.contains(&b'/') { "\" is a path, not a program name" } else { "\" is not a program name" });
+                l.str("; expected names separated by commas, such as ").str(scope::EXAMPLE);
+                l.str(" (letters, digits and ").str(scope::PUNCTUATION).str("; * matches any characters)");
             }
         }
         l

@@ -24,6 +24,15 @@ pub const ALLOCSHIM_VERBOSE: &str = "ALLOCSHIM_VERBOSE";
 /// `allocshim run --stats` sets it.
 pub const ALLOCSHIM_STATS: &str = "ALLOCSHIM_STATS";
 
+/// Read by the library and the crate when the environment asks for a backend or a
+/// preset: the programs that may use it (names and `*` patterns, separated by commas:
+/// `ruby,puma*,python3*`); every other program stays on `system`. See `scope`.
+pub const ALLOCSHIM_ONLY: &str = "ALLOCSHIM_ONLY";
+
+/// Read with [`ALLOCSHIM_ONLY`]: the programs that never use the backend (same
+/// syntax); wins over `ALLOCSHIM_ONLY`. See `scope`.
+pub const ALLOCSHIM_EXCEPT: &str = "ALLOCSHIM_EXCEPT";
+
 /// Read by the library (and `allocshim enabled`/`preload`): a named set of allocator
 /// options applied to whichever backend serves the process (`default`, `low-memory`;
 /// any case; empty = `default`). See `preset`.
@@ -79,3 +88,7 @@ pub const VERSION_PIN_SUFFIX: &str = "_VERSION";
 
 /// Variables that only change what the library prints, never what it selects.
 pub const PRINT_ONLY: [&str; 2] = [ALLOCSHIM_VERBOSE, ALLOCSHIM_STATS];
+
+/// Variables whose effect depends on the program, not only on the environment: the
+/// command judges them itself (`allocshim info`, `doctor`) for the program in question.
+pub const PER_PROGRAM: [&str; 2] = [ALLOCSHIM_ONLY, ALLOCSHIM_EXCEPT];

@@ -11,11 +11,11 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering:
 
 use crate::backend::{Backend, BackendExt, Ops};
 use crate::bootstrap;
-use crate::env::{self, Env};
+use crate::env::Env;
 use crate::once::{c_string, SelectionCell};
 use crate::rebind;
 use crate::report::{self, Line};
-use crate::{select, vars};
+use crate::{scope, select, vars};
 use allocshim_select::preset::{self, Preset};
 
 const UNINIT: u8 = 0;
@@ -114,17 +114,35 @@ fn ensure(envp: Option<*const *const c_char>) -> Ready {
 unsafe fn select_and_start(env: &Env) {
     let ours = interposed();
     INTERPOSED.store(ours, Relaxed);
-    // A process whose malloc is not ours gets no preset either: glibc there is the
-    // program's own business.
-    let (mut backend, mut reason, preset) = if !env::secure_mode() && !ours {
-        let mut l = Line::new();
-        l.str("malloc in this process is not liballocshim's (loaded with dlopen, or the program brings its own malloc); passing through to glibc");
-        report::warn(&l);
-        (Backend::System, l, Preset::Default)
-    } else {
-        let choice = select::decide(env, &mut |w| w.print());
-        (choice.backend, choice.reason, preset::read(env, &mut |w| w.print()))
-    };
+    let choice = select::decide(env, &mut |w| w.print());
+    let (mut backend, mut reason, mut preset) = (choice.backend, choice.reason, preset::read(env, &mut |w| w.print()));
+    // Only a process the environment asks something of reads ALLOCSHIM_ONLY/EXCEPT
+    // and its own names (nothing of this in plain `system` mode, secure mode included).
+    let mut dormant = false;
+    if backend != Backend::System || preset != Preset::Default {
+        let lists = scope::lists(env, &mut |w| w.print());
+        // The names are read only when a list is set (the buffers alone would cost a
+        // 1.3 KiB memset at every start).
+        if !lists.is_empty() {
+            let mut own = scope::Own::new();
+            let names = own.read();
+            let verdict = lists.judge(&names);
+            reason = lists.reason(&verdict, &names, backend, preset, reason.as_bytes());
+            dormant = verdict.left_on_system();
+        }
+        if !dormant && !ours {
+            // Not ours to serve: glibc, and no preset either (glibc there is the
+            // program's own business). Said only when something was asked and lost.
+            let mut l = Line::new();
+            l.str("malloc in this process is not liballocshim's (loaded with dlopen, or the program brings its own malloc); passing through to glibc");
+            report::warn(&l);
+            reason = l;
+            dormant = true;
+        }
+        if dormant {
+            (backend, preset) = (Backend::System, Preset::Default);
+        }
+    }
 
     // SAFETY: the selecting thread, before the choice is published (our caller's
     // contract), as `start` requires.
@@ -154,7 +172,7 @@ unsafe fn select_and_start(env: &Env) {
     // `flag` reads nothing in secure mode.
     if select::flag(env, vars::ALLOCSHIM_VERBOSE, &mut |w| w.print()) {
         report::verbose_choice(backend, reason.as_bytes());
-        if env.get(vars::ALLOCSHIM_PRESET).is_some_and(|v| !v.trim_ascii().is_empty()) {
+        if !dormant && env.get(vars::ALLOCSHIM_PRESET).is_some_and(|v| !v.trim_ascii().is_empty()) {
             report::verbose_options(preset, options.as_bytes());
         }
     }

@@ -25,7 +25,7 @@ mod report;
 mod trimmer;
 
 // The rules and the environment reader are shared with the `allocshim` crate.
-use allocshim_select::{env, rules as select, vars};
+use allocshim_select::{env, rules as select, scope, vars};
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
