@@ -278,3 +278,38 @@ fn a_failing_load_and_failed_requests_are_reported() {
     assert!(out.stderr.contains("--env-variant x=nothing:A=1: there is no variant labelled nothing (there are: none)"), "{}", out.stderr);
     assert_eq!(processes_with(&t), Vec::<String>::new(), "servers left running");
 }
+
+#[test]
+fn stopping_compare_stops_its_server_and_load() {
+    // The server and the load run in process groups of their own, which neither a
+    // terminal's Ctrl-C nor a SIGTERM to `compare` reaches: compare must end them.
+    for (sig, name) in [(2, "INT"), (15, "TERM")] {
+        let t = tag(&format!("stop-{}", name.to_lowercase()));
+        let load = format!("sleep 60 # {t}");
+        let json = temp("stop.json");
+        let mut cmd = std::process::Command::new(cli());
+        cmd.args(["compare", "--runs", "1", "--warmup", "0", "--variant", "none=", "--json"])
+            .arg(&json)
+            .args(["--load", &load, "--", "python3", &py("server.py"), "serve", &t])
+            .env_remove("LD_PRELOAD")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let t0 = std::time::Instant::now();
+        // Both the server and the load (whose command line carries the tag) are up.
+        while processes_with(&t).len() < 2 && t0.elapsed().as_secs() < 30 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(processes_with(&t).len(), 2, "server and load running: {:?}", processes_with(&t));
+        let sent = std::process::Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status().unwrap();
+        assert!(sent.success());
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(sig), "compare ends as the signal asks: {status:?}");
+        let t1 = std::time::Instant::now();
+        while !processes_with(&t).is_empty() && t1.elapsed().as_secs() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(processes_with(&t), Vec::<String>::new(), "left running after signal {sig}");
+    }
+}

@@ -1,6 +1,7 @@
 //! `allocshim compare`: the same command under each backend (and any extra variants),
 //! interleaved, with medians, ranges and ratios, as a table, JSON and an SVG chart.
 //! `scripts/bench` drives this same engine; `--load` turns it to servers (`server`).
+mod cleanup;
 pub mod measure;
 pub mod server;
 pub mod summarize;

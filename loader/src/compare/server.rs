@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::cleanup;
 use super::measure::{self, describe, parse_metrics, Failure, Once, Outcome, Sample, Variant};
 use super::summary::Comparison;
 
@@ -55,6 +56,9 @@ pub const RSS_SLOPE: &str = "rss_slope_last_third";
 pub const REQUESTS: &str = "requests_per_s";
 pub const JOBS: &str = "jobs_per_s";
 pub const LATENCY: &str = "latency_avg_ms";
+/// The server's CPU time per request or job: what each costs it in CPU, whatever else
+/// the machine is doing (throughput on a shared machine moves with the load).
+pub const CPU_PER_OP: &str = "cpu_ms_per_op";
 
 pub fn run(plan: &Plan) -> Result<Vec<Outcome>> {
     let dir = std::env::temp_dir().join(format!("allocshim-server-{}", std::process::id()));
@@ -82,7 +86,9 @@ impl Group {
     /// Starts `cmd` as the leader of a new process group.
     fn spawn(cmd: &mut Command, what: &str) -> Result<Group> {
         let child = cmd.process_group(0).spawn().with_context(|| format!("cannot run {what}"))?;
-        Ok(Group(child.id() as libc::pid_t))
+        let pgid = child.id() as libc::pid_t;
+        cleanup::register(pgid);
+        Ok(Group(pgid))
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -119,6 +125,7 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         self.signal(libc::SIGKILL);
+        cleanup::forget(self.0);
     }
 }
 
@@ -232,6 +239,11 @@ fn once(v: &Variant, plan: &Plan, dir: &Path, units: &mut BTreeMap<String, Strin
     add(RSS_LAST_THIRD, "MiB", rss.mean_last_third);
     add(RSS_SLOPE, "MiB/min", rss.slope_last_third);
     let (user_s, sys_s) = ended.map(|(_, r)| (measure::secs(r.ru_utime), measure::secs(r.ru_stime))).unwrap_or((f64::NAN, f64::NAN));
+    if let Some(per_s) = [REQUESTS, JOBS].iter().find_map(|m| metrics.get(*m)).filter(|r| **r > 0.0 && (user_s + sys_s).is_finite()) {
+        let ops = per_s * load_wall;
+        units.entry(CPU_PER_OP.to_string()).or_insert_with(|| "ms".to_string());
+        metrics.insert(CPU_PER_OP.to_string(), (user_s + sys_s) * 1000.0 / ops);
+    }
     let peak = series.iter().map(|s| s.1).max().unwrap_or(0);
     Ok((Ok(Sample { wall_s: load_wall, user_s, sys_s, peak_rss: peak, metrics, rss_series: series }), served_by))
 }

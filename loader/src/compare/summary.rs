@@ -209,18 +209,19 @@ impl Comparison {
     /// last third of the load, at its end, its peak and slope; throughput and latency;
     /// the server's CPU time. Every metric of every run stays in the JSON.
     fn server_table(&self) -> String {
-        use super::server::{JOBS, LATENCY, REQUESTS, RSS_END, RSS_LAST_THIRD, RSS_SLOPE};
+        use super::server::{CPU_PER_OP, JOBS, LATENCY, REQUESTS, RSS_END, RSS_LAST_THIRD, RSS_SLOPE};
         let b = &self.baseline;
         let throughput = [REQUESTS, JOBS].into_iter().find(|m| self.metric_units.contains_key(*m));
         let unit = throughput.and_then(|m| self.metric_units.get(m)).map(String::as_str).unwrap_or("");
+        let op = if throughput == Some(JOBS) { "job" } else { "request" };
         let mut t = format!(
-            "| variant | allocator | RSS last third MiB, median (min–max) | × {b} | RSS at end | peak | slope MiB/min | throughput {unit} | × {b} | latency ms | × {b} | server CPU s |\n"
+            "| variant | allocator | RSS last third MiB, median (min–max) | × {b} | RSS at end | peak | slope MiB/min | throughput {unit} | × {b} | latency ms | × {b} | server CPU s | CPU ms per {op} | × {b} |\n"
         );
-        t.push_str(&"|---".repeat(12));
+        t.push_str(&"|---".repeat(14));
         t.push_str("|\n");
         for r in &self.rows {
             let Some(f) = &r.figures else {
-                t.push_str(&self.failed_row(r, 12));
+                t.push_str(&self.failed_row(r, 14));
                 continue;
             };
             let med = |name: &str| f.metrics.get(name).map(|m| num(m.median)).unwrap_or_else(|| "–".into());
@@ -228,7 +229,7 @@ impl Comparison {
             let last = f.metrics.get(RSS_LAST_THIRD).map(|m| format!("{} ({}–{})", num(m.median), num(m.min), num(m.max)));
             let slope = f.metrics.get(RSS_SLOPE).map(|m| format!("{:+.1}", m.median)).unwrap_or_else(|| "–".into());
             t.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {:.1} | {slope} | {} | {} | {} | {} | {:.1} |\n",
+                "| {} | {} | {} | {} | {} | {:.1} | {slope} | {} | {} | {} | {} | {:.1} | {} | {} |\n",
                 r.variant.label,
                 self.allocator(r),
                 last.unwrap_or_else(|| "–".into()),
@@ -240,6 +241,8 @@ impl Comparison {
                 med(LATENCY),
                 q(Some(LATENCY)),
                 f.user_s.median + f.sys_s.median,
+                med(CPU_PER_OP),
+                q(Some(CPU_PER_OP)),
             ));
         }
         t.push_str(&self.footnote());
