@@ -45,7 +45,9 @@ fn main() {
     //    start-up code pulled in 80 KiB of allocator code at load and `__cxa_finalize`'s
     //    PLT call (lld puts the PLT after .text) another 112 KiB at exit, in every
     //    process, `system` mode included (docs/hot-path.md, "Start-up"). Objects these
-    //    patterns miss (another toolchain's names) only land in the big mapping.
+    //    patterns miss (another toolchain's names) only land in the big mapping. lld
+    //    (rustc's linker for x86_64) starts a segment at the fence; GNU ld (the aarch64
+    //    cross build's) keeps one executable segment, so there only the order changes.
     let script = out.join("layout.ld");
     fs::write(
         &script,
