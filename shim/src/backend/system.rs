@@ -49,7 +49,7 @@ unsafe fn direct() -> Direct {
     let (posix_memalign, aligned_alloc, usable_size) = (next_posix_memalign(), next(&ALIGNED_ALLOC, c"aligned_alloc"), next_usable_size());
     let aligned_alloc: Option<AlignedAllocFn> = if aligned_alloc.is_null() {
         None
-    } else if aligned_alloc as usize == __libc_memalign as *const () as usize {
+    } else if core::ptr::eq(aligned_alloc.cast_const().cast::<()>(), __libc_memalign as *const ()) {
         Some(aligned_alloc_before_2_38)
     } else {
         // SAFETY: glibc's aligned_alloc has this type.
