@@ -5,6 +5,8 @@
 //! * keeps jemalloc dormant: its only load-time constructor (`jemalloc_constructor`
 //!   in jemalloc.c, which fully initialises jemalloc in every process) is dropped at
 //!   link time, so jemalloc initialises lazily, and only if it is chosen;
+//! * gives the code every process runs at load and exit its own small executable
+//!   mapping (start-up RSS, see the linker script below);
 //! * wraps the backends' `pthread_atfork` and `prctl` calls (glue.c);
 //!
 //! (The compiled-in backend versions are the allocshim-backends crate's.)
@@ -29,13 +31,29 @@ fn main() {
         .flag("-std=gnu11")
         .compile("allocshim_glue");
 
-    // An INSERT script augments the default linker script instead of replacing it.
-    // rustc bundles the static libjemalloc_pic.a into tikv-jemalloc-sys's rlib, so the
-    // object is named as a member of that archive.
-    let script = out.join("dormant-backends.ld");
+    // INSERT scripts augment the default linker script instead of replacing it.
+    //
+    // 1. jemalloc's constructor is discarded. rustc bundles the static libjemalloc_pic.a
+    //    into tikv-jemalloc-sys's rlib, so the object is named as a member of that archive.
+    //
+    // 2. The code every process runs at load and exit gets an executable mapping of its
+    //    own: the PLT, the crt start/exit code, glue.c and the Rust code (the selection,
+    //    the rebinding, the exports: 34 KiB), then a one-byte read-only fence (glue.c)
+    //    that ends the segment, then the allocators' 670 KiB of text. On a read fault the
+    //    kernel maps up to 64-128 KiB of cached file pages around the faulting one
+    //    ("fault-around"), but never past the mapping: with one executable mapping, the
+    //    start-up code pulled in 80 KiB of allocator code at load and `__cxa_finalize`'s
+    //    PLT call (lld puts the PLT after .text) another 112 KiB at exit, in every
+    //    process, `system` mode included (docs/hot-path.md, "Start-up"). Objects these
+    //    patterns miss (another toolchain's names) only land in the big mapping. lld
+    //    (rustc's linker for x86_64) starts a segment at the fence; GNU ld (the aarch64
+    //    cross build's) keeps one executable segment, so there only the order changes.
+    let script = out.join("layout.ld");
     fs::write(
         &script,
-        "SECTIONS {\n  /DISCARD/ : { *libtikv_jemalloc_sys-*.rlib:jemalloc.pic.o(.init_array .init_array.* .ctors .ctors.*) }\n}\nINSERT AFTER .text;\n",
+        "SECTIONS {\n  /DISCARD/ : { *libtikv_jemalloc_sys-*.rlib:jemalloc.pic.o(.init_array .init_array.* .ctors .ctors.*) }\n}\nINSERT AFTER .text;\n\
+         SECTIONS {\n  .plt : { *(.plt) }\n  .text.allocshim : { *.rcgu.o(.text .text.*) *crtbegin*.o(.text .text.*) *liballocshim_glue.a:*(.text .text.*) }\n  \
+         .allocshim.fence : { KEEP(*(.allocshim.fence)) }\n}\nINSERT BEFORE .text;\n",
     )
     .unwrap();
     println!("cargo:rustc-cdylib-link-arg=-Wl,-T,{}", script.display());

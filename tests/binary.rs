@@ -178,3 +178,49 @@ fn backends_are_release_builds_without_their_debug_assertions() {
     let asserts: Vec<&str> = strings.lines().filter(|l| l.contains("assert fail")).collect();
     assert!(asserts.is_empty(), "assertion messages compiled in: {asserts:?}");
 }
+
+#[test]
+fn code_run_at_load_and_exit_has_a_small_executable_segment_of_its_own() {
+    // The kernel maps up to 128 KiB of cached file pages around a faulting one, within
+    // the mapping: the exported functions, the selection and the exit code share one
+    // small executable segment, so that start-up maps none of the allocators' text
+    // (shim/build.rs; docs/hot-path.md, "Start-up"). The x86_64 build is linked by
+    // lld, which starts a segment at the read-only fence; GNU ld, which links the
+    // aarch64 cross build, keeps one executable segment: nothing to check there.
+    if !isa().binutils.is_empty() {
+        return;
+    }
+    let headers = tool("readelf", &["-lW"]);
+    let exec: Vec<(u64, u64)> = headers
+        .lines()
+        // "LOAD offset vaddr paddr filesz memsz FLAGS align": the flags may be spaced ("R E").
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.first() == Some(&"LOAD") && f.len() > 7 && f[6..f.len() - 1].concat().contains('E')
+        })
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((
+                u64::from_str_radix(f.get(2)?.trim_start_matches("0x"), 16).ok()?,
+                u64::from_str_radix(f.get(5)?.trim_start_matches("0x"), 16).ok()?,
+            ))
+        })
+        .collect();
+    assert!(exec.len() >= 2, "one executable segment only:\n{headers}");
+    let nm = tool("nm", &["-D", "--defined-only"]);
+    for name in ["malloc", "free", "allocshim_active"] {
+        let addr = nm
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() == 3 && f[2] == name).then(|| u64::from_str_radix(f[0], 16).unwrap())
+            })
+            .unwrap_or_else(|| panic!("{name} not in nm -D"));
+        let (start, size) = exec
+            .iter()
+            .copied()
+            .find(|(s, m)| (*s..s + m).contains(&addr))
+            .unwrap_or_else(|| panic!("{name} is in no executable segment:\n{headers}"));
+        assert!(size <= 64 << 10, "{name} is in an executable segment of {size} bytes at {start:#x}, not the small one:\n{headers}");
+    }
+}

@@ -1,10 +1,12 @@
 //! The exported C ABI: glibc's malloc family with glibc's documented behaviour,
 //! whatever the backend does natively, plus the `allocshim_*` query functions.
 //!
-//! The common path of each function is one relaxed load of the dispatch table, a
-//! branch that is never taken in practice, and the call into the backend. Everything
-//! that normalises behaviour (NULL, size 0, overflow, alignment rules, errno) sits on
-//! paths the hot path does not take.
+//! malloc, free, calloc, realloc, posix_memalign, aligned_alloc and
+//! malloc_usable_size are one indirect jump through their entry (`entry.rs`): to the
+//! backend's own function where it behaves as glibc's, to the smallest wrapper where
+//! it does not, or to the shim's own implementation ([`own`]), where everything that
+//! normalises behaviour (NULL, size 0, overflow, alignment rules, errno, the bootstrap
+//! arena) sits on paths the common case does not take.
 //!
 //! Not exported, on purpose (see README, "Exported functions"): the `__libc_*`
 //! aliases (callers use them to reach glibc itself), `mallinfo`/`mallinfo2`/`mallopt`/
@@ -17,6 +19,7 @@ use core::ptr::null_mut;
 
 use crate::backend::{Backend, BackendExt, ALL};
 use crate::bootstrap;
+use crate::entry::ENTRY;
 use crate::init::{self, ops};
 
 /// What malloc guarantees for any size: as glibc on 64-bit, for every backend.
@@ -27,13 +30,13 @@ const MAX_SIZE: usize = isize::MAX as usize;
 pub(crate) use allocshim_select::line::set_errno;
 
 #[cold]
-fn enomem() -> *mut c_void {
+pub(crate) fn enomem() -> *mut c_void {
     set_errno(libc::ENOMEM);
     null_mut()
 }
 
 #[cold]
-fn einval() -> *mut c_void {
+pub(crate) fn einval() -> *mut c_void {
     set_errno(libc::EINVAL);
     null_mut()
 }
@@ -45,23 +48,19 @@ pub(crate) fn page_size() -> usize {
     unsafe { libc::getauxval(libc::AT_PAGESZ) as usize }.max(4096)
 }
 
-// malloc, free and calloc end in a tail call (`jmp`) into the backend: no frame of
-// their own, nothing done after the backend returns. That is why they neither check
-// for NULL nor touch errno afterwards: every backend sets ENOMEM itself when it
-// returns NULL and accepts free(NULL), which tests/c/api.c and rlimit.c check for each
-// one. Saving and restoring errno around free (so that a backend's failing madvise
-// could never leak into it) cost 2.5-3 ns of a 15-20 ns malloc+free pair in
-// scripts/bench, more than everything else the shim adds; standalone allocators do
-// not do it either, and backends only set errno when a system call fails.
+// The entry points most programs call are one indirect jump through their entry
+// (`entry.rs`): to the backend's own function where it does exactly what ours below
+// would, or to a small wrapper of it, or to ours. No frame of their own, nothing done
+// after the call: errno, NULL and the rest are whatever the function jumped to does,
+// which tests/c/api.c, errno.c and rlimit.c check for every backend.
 
 /// # Safety
 /// None: any size. The result is NULL (errno ENOMEM) or a block of at least `size`
 /// bytes, aligned for any type, that only this allocator's functions may release.
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    // SAFETY: every table's malloc takes any size (the backends return NULL with
-    // ENOMEM for what they cannot serve: tests/c/api.c, "huge").
-    unsafe { (ops().malloc)(size) }
+    // SAFETY: every target of the entry takes any size (see `own::malloc`).
+    unsafe { (ENTRY.malloc.get())(size) }
 }
 
 /// # Safety
@@ -69,13 +68,8 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 /// aligned functions) and not yet freed; it must not be used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
-    if bootstrap::contains(p) {
-        return bootstrap::release();
-    }
-    // SAFETY: `p` is not from the arena (just checked), and NULL or a live block of
-    // the backend in force (our caller's contract; before the choice, `boot_free`
-    // hands it to its owner). Every backend's free accepts NULL (tests/c/api.c).
-    unsafe { (ops().free)(p) }
+    // SAFETY: our caller's contract is every target's (see `own::free`).
+    unsafe { (ENTRY.free.get())(p) }
 }
 
 /// # Safety
@@ -83,12 +77,8 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 /// NULL and ENOMEM). A block from calloc is released like one from malloc.
 #[no_mangle]
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
-    match n.checked_mul(size) {
-        Some(total) if total <= MAX_SIZE => {}
-        _ => return enomem(),
-    }
-    // SAFETY: `n * size` does not overflow (just checked), as `Ops::calloc` requires.
-    unsafe { (ops().calloc)(n, size) }
+    // SAFETY: every target takes any count and size (see `own::calloc`).
+    unsafe { (ENTRY.calloc.get())(n, size) }
 }
 
 /// # Safety
@@ -97,39 +87,8 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
 /// errno ENOMEM) it stays valid and unchanged.
 #[no_mangle]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
-    if p.is_null() {
-        // SAFETY: malloc has no preconditions.
-        return unsafe { malloc(size) };
-    }
-    if size == 0 {
-        // glibc frees and returns NULL (some backends return a minimal block instead).
-        // SAFETY: `p` is a live block of this allocator (our caller's contract).
-        unsafe { free(p) };
-        return null_mut();
-    }
-    if size > MAX_SIZE {
-        return enomem();
-    }
-    if bootstrap::contains(p) {
-        // SAFETY: malloc has no preconditions.
-        let q = unsafe { malloc(size) };
-        if !q.is_null() {
-            bootstrap::release();
-            // SAFETY: `p` is a live arena block (our caller's contract), so `alloc`
-            // returned it, with `usable_size(p)` bytes; arena blocks are never reused,
-            // so it stays readable after `release`. `q` is a new block of at least
-            // `size` bytes from the backend, hence no overlap.
-            unsafe { core::ptr::copy_nonoverlapping(p.cast::<u8>(), q.cast::<u8>(), bootstrap::usable_size(p).min(size)) };
-        }
-        return q;
-    }
-    // SAFETY: `p` is non-NULL, not from the arena and a live block of the backend in
-    // force (our caller's contract); 0 < size <= PTRDIFF_MAX: what `Ops::realloc` needs.
-    let q = unsafe { (ops().realloc)(p, size) };
-    if q.is_null() {
-        return enomem();
-    }
-    q
+    // SAFETY: our caller's contract is every target's (see `own::realloc`).
+    unsafe { (ENTRY.realloc.get())(p, size) }
 }
 
 /// # Safety
@@ -143,59 +102,22 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> 
     }
 }
 
-/// The shared aligned path.
-///
-/// # Safety
-/// `align` is a power of two.
-unsafe fn aligned(align: usize, size: usize) -> *mut c_void {
-    if align <= MIN_ALIGN {
-        // SAFETY: malloc has no preconditions, and its blocks are aligned to MIN_ALIGN.
-        return unsafe { malloc(size) };
-    }
-    if size > MAX_SIZE || align > MAX_SIZE / 2 + 1 {
-        return enomem();
-    }
-    // SAFETY: `align` is a power of two (our caller's contract) above MIN_ALIGN (just
-    // checked), as `Ops::memalign` requires.
-    let p = unsafe { (ops().memalign)(align, size) };
-    if p.is_null() {
-        return enomem();
-    }
-    p
-}
-
 /// # Safety
 /// `out` is valid for writing one pointer (written only on success). Any alignment
 /// and size: an alignment that is not a power of two multiple of `sizeof(void *)`
 /// gets EINVAL.
 #[no_mangle]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
-    if !align.is_power_of_two() || !align.is_multiple_of(MIN_ALIGN) {
-        return libc::EINVAL; // *out untouched
-    }
-    // The result is the return value, but like glibc's, a failure also leaves errno at
-    // ENOMEM (set by `aligned` or the backend), and programs check it (glibc's own
-    // tst-malloc-thread-fail does); tests/c/errno.c compares every entry point with glibc.
-    // SAFETY: `align` is a power of two (just checked).
-    let p = unsafe { aligned(align, size) };
-    if p.is_null() {
-        return libc::ENOMEM;
-    }
-    // SAFETY: `out` is valid for writing a pointer (our caller's contract).
-    unsafe { *out = p };
-    0
+    // SAFETY: our caller's contract is every target's (see `own::posix_memalign`).
+    unsafe { (ENTRY.posix_memalign.get())(out, align, size) }
 }
 
 /// # Safety
 /// None: any alignment and size (an alignment that is not a power of two gets EINVAL).
 #[no_mangle]
 pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
-    // glibc >= 2.38: EINVAL unless the alignment is a power of two.
-    if !align.is_power_of_two() {
-        return einval();
-    }
-    // SAFETY: `align` is a power of two (just checked).
-    unsafe { aligned(align, size) }
+    // SAFETY: every target takes any alignment and size (see `own::aligned_alloc`).
+    unsafe { (ENTRY.aligned_alloc.get())(align, size) }
 }
 
 /// # Safety
@@ -208,7 +130,7 @@ pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
     }
     // SAFETY: a power of two: `next_power_of_two` of at most 2^62 (just checked)
     // does not overflow.
-    unsafe { aligned(align.max(1).next_power_of_two(), size) }
+    unsafe { own::aligned(align.max(1).next_power_of_two(), size) }
 }
 
 /// # Safety
@@ -216,7 +138,7 @@ pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
     // SAFETY: the page size is a power of two.
-    unsafe { aligned(page_size(), size) }
+    unsafe { own::aligned(page_size(), size) }
 }
 
 /// # Safety
@@ -226,7 +148,7 @@ pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
     let page = page_size();
     match size.max(1).checked_add(page - 1) {
         // SAFETY: the page size is a power of two.
-        Some(s) => unsafe { aligned(page, s & !(page - 1)) },
+        Some(s) => unsafe { own::aligned(page, s & !(page - 1)) },
         None => enomem(),
     }
 }
@@ -235,17 +157,151 @@ pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
 /// `p` is NULL or a pointer returned by this allocator and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
-    if p.is_null() {
-        return 0;
+    // SAFETY: our caller's contract is every target's (see `own::malloc_usable_size`).
+    unsafe { (ENTRY.malloc_usable_size.get())(p) }
+}
+
+/// The shim's own implementations: glibc's contract over any backend's primitives
+/// (`Ops`), and the bootstrap arena's blocks. Every entry starts here; `entry::publish`
+/// replaces the ones the chosen backend can serve directly.
+pub(crate) mod own {
+    use super::*;
+
+    /// # Safety
+    /// None: any size.
+    pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+        // SAFETY: every table's malloc takes any size (the backends return NULL with
+        // ENOMEM for what they cannot serve: tests/c/api.c, "huge").
+        unsafe { (ops().malloc)(size) }
     }
-    if bootstrap::contains(p) {
-        // SAFETY: `p` is a live arena block (our caller's contract), so `alloc`
-        // returned it.
-        return unsafe { bootstrap::usable_size(p) };
+
+    /// # Safety
+    /// As the exported free.
+    pub unsafe extern "C" fn free(p: *mut c_void) {
+        if bootstrap::contains(p) {
+            return bootstrap::release();
+        }
+        // SAFETY: `p` is not from the arena (just checked), and NULL or a live block of
+        // the backend in force (our caller's contract; before the choice, `boot_free`
+        // hands it to its owner). Every backend's free accepts NULL (tests/c/api.c).
+        unsafe { (ops().free)(p) }
     }
-    // SAFETY: `p` is non-NULL, not from the arena and a live block of the backend in
-    // force (our caller's contract), as `Ops::usable_size` requires.
-    unsafe { (ops().usable_size)(p) }
+
+    /// # Safety
+    /// None: any count and size.
+    pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+        match n.checked_mul(size) {
+            Some(total) if total <= MAX_SIZE => {}
+            _ => return enomem(),
+        }
+        // SAFETY: `n * size` does not overflow (just checked), as `Ops::calloc` requires.
+        unsafe { (ops().calloc)(n, size) }
+    }
+
+    /// # Safety
+    /// As the exported realloc.
+    pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+        if p.is_null() {
+            // SAFETY: malloc has no preconditions.
+            return unsafe { super::malloc(size) };
+        }
+        if size == 0 {
+            // glibc frees and returns NULL (some backends return a minimal block instead).
+            // SAFETY: `p` is a live block of this allocator (our caller's contract).
+            unsafe { super::free(p) };
+            return null_mut();
+        }
+        if size > MAX_SIZE {
+            return enomem();
+        }
+        if bootstrap::contains(p) {
+            // SAFETY: malloc has no preconditions.
+            let q = unsafe { super::malloc(size) };
+            if !q.is_null() {
+                bootstrap::release();
+                // SAFETY: `p` is a live arena block (our caller's contract), so `alloc`
+                // returned it, with `usable_size(p)` bytes; arena blocks are never reused,
+                // so it stays readable after `release`. `q` is a new block of at least
+                // `size` bytes from the backend, hence no overlap.
+                unsafe { core::ptr::copy_nonoverlapping(p.cast::<u8>(), q.cast::<u8>(), bootstrap::usable_size(p).min(size)) };
+            }
+            return q;
+        }
+        // SAFETY: `p` is non-NULL, not from the arena and a live block of the backend in
+        // force (our caller's contract); 0 < size <= PTRDIFF_MAX: what `Ops::realloc` needs.
+        let q = unsafe { (ops().realloc)(p, size) };
+        if q.is_null() {
+            return enomem();
+        }
+        q
+    }
+
+    /// The shared aligned path.
+    ///
+    /// # Safety
+    /// `align` is a power of two.
+    pub unsafe fn aligned(align: usize, size: usize) -> *mut c_void {
+        if align <= MIN_ALIGN {
+            // SAFETY: malloc has no preconditions, and its blocks are aligned to MIN_ALIGN.
+            return unsafe { super::malloc(size) };
+        }
+        if size > MAX_SIZE || align > MAX_SIZE / 2 + 1 {
+            return enomem();
+        }
+        // SAFETY: `align` is a power of two (our caller's contract) above MIN_ALIGN (just
+        // checked), as `Ops::memalign` requires.
+        let p = unsafe { (ops().memalign)(align, size) };
+        if p.is_null() {
+            return enomem();
+        }
+        p
+    }
+
+    /// # Safety
+    /// As the exported posix_memalign.
+    pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+        if !align.is_power_of_two() || !align.is_multiple_of(MIN_ALIGN) {
+            return libc::EINVAL; // *out untouched
+        }
+        // The result is the return value, but like glibc's, a failure also leaves errno
+        // at ENOMEM (set by `aligned` or the backend), and programs check it (glibc's own
+        // tst-malloc-thread-fail does); tests/c/errno.c compares every entry point with glibc.
+        // SAFETY: `align` is a power of two (just checked).
+        let p = unsafe { aligned(align, size) };
+        if p.is_null() {
+            return libc::ENOMEM;
+        }
+        // SAFETY: `out` is valid for writing a pointer (our caller's contract).
+        unsafe { *out = p };
+        0
+    }
+
+    /// # Safety
+    /// None: any alignment and size.
+    pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+        // glibc >= 2.38: EINVAL unless the alignment is a power of two.
+        if !align.is_power_of_two() {
+            return einval();
+        }
+        // SAFETY: `align` is a power of two (just checked).
+        unsafe { aligned(align, size) }
+    }
+
+    /// # Safety
+    /// As the exported malloc_usable_size.
+    pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+        if p.is_null() {
+            return 0;
+        }
+        if bootstrap::contains(p) {
+            // SAFETY: `p` is a live arena block (our caller's contract), so `alloc`
+            // returned it.
+            return unsafe { bootstrap::usable_size(p) };
+        }
+        // SAFETY: `p` is non-NULL, not from the arena and a live block of the backend in
+        // force (our caller's contract), as `Ops::usable_size` requires.
+        unsafe { (ops().usable_size)(p) }
+    }
 }
 
 /// Old name of free, still called by very old programs.

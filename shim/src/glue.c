@@ -160,3 +160,9 @@ int __wrap_prctl(int option, ...) {
     if (rc != 0 && option == PR_SET_VMA) errno = saved;
     return rc;
 }
+
+/* The end of the small executable segment that holds the code run at load and exit
+ * (build.rs, layout.ld): a read-only section between it and the allocators' text makes
+ * the linker start a new segment, so the kernel's fault-around at start-up cannot map
+ * allocator code that `system` mode never runs. */
+__attribute__((used, section(".allocshim.fence"))) static const char allocshim_fence[1];

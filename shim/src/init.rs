@@ -13,8 +13,8 @@ use crate::backend::{Backend, BackendExt, Ops};
 use crate::bootstrap;
 use crate::env::Env;
 use crate::once::{c_string, SelectionCell};
-use crate::rebind;
 use crate::report::{self, Line};
+use crate::{entry, rebind};
 use crate::{scope, select, vars};
 use allocshim_select::preset::{self, Preset};
 
@@ -233,12 +233,16 @@ extern "C" fn on_load(_argc: c_int, _argv: *const *const c_char, envp: *const *c
         return;
     }
     // Here, not inside the selection: that may run inside a malloc called by ld.so
-    // with its locks held, and the walk over the loaded objects takes one of them.
-    // A selection that happened earlier is rebound now, before main.
+    // with its locks held, and `system` looks glibc's functions up with dlsym, and the
+    // walk over the loaded objects takes one of those locks. A selection that happened
+    // earlier is published and rebound now, before main.
     // SAFETY: the backend is chosen and started (READY), and this is the library's
     // initialiser: this thread holds no ld.so lock but the ones ld.so takes around
-    // initialisers, which dl_iterate_phdr and dladdr may take again.
-    unsafe { rebind::rebind(chosen(), INTERPOSED.load(Relaxed)) };
+    // initialisers, which dlsym, dl_iterate_phdr and dladdr may take again.
+    unsafe {
+        entry::publish(chosen());
+        rebind::rebind(INTERPOSED.load(Relaxed));
+    }
 }
 
 #[used]

@@ -3,9 +3,10 @@
 //! Reading order for a newcomer: `allocshim_select` (the backends' names and the
 //! rules that pick one, shared with the `allocshim` crate), [`backend`] (what the
 //! library does with each), [`init`] (choosing once, before the first
-//! allocation is served), [`exports`] (the C ABI and glibc's semantics), [`rebind`]
-//! (binding the process's malloc/free/calloc/realloc calls straight to the backend
-//! once it is chosen), [`report`] (warnings, verbose line, exit statistics).
+//! allocation is served), [`exports`] (the C ABI and glibc's semantics), [`entry`]
+//! (where each exported function jumps once the backend is chosen), [`rebind`]
+//! (binding the process's PLT calls of those functions straight to the same targets),
+//! [`report`] (warnings, verbose line, exit statistics).
 //!
 //! The crate is `no_std`: nothing here can allocate through Rust's allocator, which
 //! would re-enter this very `malloc`. Panics abort (see Cargo profiles) and the code
@@ -16,6 +17,7 @@
 mod backend;
 mod bootstrap;
 mod cpus;
+mod entry;
 mod exports;
 mod init;
 mod once;

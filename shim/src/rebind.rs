@@ -1,30 +1,36 @@
-//! Binding the process's calls of malloc, free, calloc and realloc straight to the
-//! chosen backend, so that after start-up the shim adds no instructions to them.
+//! Binding the process's PLT calls of the entry points (`entry::NAMES`: malloc, free,
+//! calloc, realloc, posix_memalign, aligned_alloc, malloc_usable_size) straight to the
+//! functions the exported ones jump to (`entry`), so that after start-up the shim adds
+//! no instruction to them.
 //!
-//! Every loaded object calls these through a GOT slot (a PLT `JUMP_SLOT`, or a
-//! `GLOB_DAT` slot for `-fno-plt`/BIND_NOW code such as Rust binaries). Once the
-//! backend is chosen, from the library's initialiser, each slot of the objects loaded
-//! at start-up that would reach one of our exported functions gets the backend's own
-//! function written into it instead, where that function behaves exactly as ours
-//! would (see [`plan`]). A slot qualifies when
-//! * it already holds our exported function (bound at relocation: BIND_NOW objects,
-//!   GLOB_DAT slots, or a lazy slot some earlier call resolved), or
+//! Objects call these through a PLT stub and its `JUMP_SLOT` GOT slot. Once the
+//! backend is chosen and the entries published, from the library's initialiser, each
+//! `JUMP_SLOT` of the objects loaded at start-up that would reach one of our exported
+//! functions gets that function's entry target written into it instead. A slot qualifies
+//! when
+//! * it already holds our exported function (bound at relocation: BIND_NOW objects, or
+//!   a lazy slot some earlier call resolved), or
 //! * it is a lazy `JUMP_SLOT` not yet resolved (it still points into the object's own
-//!   PLT), its symbol is named `malloc`/`free`/`calloc`/`realloc`, the object is in
-//!   the main namespace and not `DT_SYMBOLIC`, the symbol is not a protected
-//!   definition of its own, and the global lookup finds our definition first (the
-//!   selection checked that: `init::interposed`): ld.so's lazy resolution would then
-//!   write our exported function there, so writing its target directly is the same
-//!   binding, minus one indirection.
+//!   PLT), its symbol is one of the names, the object is in the main namespace and not
+//!   `DT_SYMBOLIC`, the symbol is not a protected definition of its own, and the global
+//!   lookup finds our definition first (the selection checked that for malloc:
+//!   `init::interposed`; no object ahead of us defines the name): ld.so's lazy
+//!   resolution would then write our exported function there, so writing its target
+//!   directly is the same binding, minus one indirection.
 //!
-//! Slots inside the object's RELRO region are made writable for the write and
-//! read-only again right after. Anything unexpected (a failing `mprotect`, a sealed
-//! mapping, an unknown relocation format) leaves that slot as it is: it keeps reaching
-//! our exported function, which stays correct. So do objects loaded later (dlopen).
+//! `GLOB_DAT` slots are never touched: they hold the function's address as the program
+//! sees it (`&malloc`, which C requires to be one address in every object, equal to
+//! `dlsym(RTLD_DEFAULT, "malloc")`), and code built with `-fno-plt`, or calls the linker
+//! routes through the same slot (`.plt.got`), keep the exported function's single jump.
+//! A PLT slot is only ever called through, so rewriting it changes no address a program
+//! can observe: in a non-PIE executable that takes `&malloc`, the canonical address is
+//! its PLT stub, which then leads to the target.
 //!
-//! One visible difference: in those objects `&malloc` (a GLOB_DAT slot) is now the
-//! backend's function, so it compares unequal to `&malloc` taken in a library loaded
-//! later; both call the same allocator (docs/hot-path.md).
+//! Slots inside the object's RELRO region (BIND_NOW objects) are made writable for the
+//! write and read-only again right after. Anything unexpected (a failing `mprotect`, a
+//! sealed mapping, an unknown relocation format) leaves that slot as it is: it keeps
+//! reaching our exported function, which stays correct. So do objects loaded later
+//! (dlopen).
 //!
 //! Runs once, from the initialiser, outside any ld.so lock except the one
 //! `dl_iterate_phdr` takes for its walk. No allocation, no std: raw reads of the
@@ -32,34 +38,29 @@
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
-use crate::backend::Backend;
-use crate::bootstrap;
+use crate::entry::{self, NAMES};
 
 #[cfg(target_arch = "x86_64")]
 mod arch {
     pub const R_JUMP_SLOT: u32 = 7; // R_X86_64_JUMP_SLOT
-    pub const R_GLOB_DAT: u32 = 6; // R_X86_64_GLOB_DAT
 }
 #[cfg(target_arch = "aarch64")]
 mod arch {
     pub const R_JUMP_SLOT: u32 = 1026; // R_AARCH64_JUMP_SLOT
-    pub const R_GLOB_DAT: u32 = 1025; // R_AARCH64_GLOB_DAT
 }
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-compile_error!("rebind.rs knows the GOT relocation types of x86_64 and aarch64 only");
+compile_error!("rebind.rs knows the PLT relocation types of x86_64 and aarch64 only");
 
 // <elf.h>, the 64-bit forms (both supported architectures are LP64 and use RELA).
 const DT_NULL: i64 = 0;
 const DT_STRTAB: i64 = 5;
 const DT_SYMTAB: i64 = 6;
-const DT_RELA: i64 = 7;
-const DT_RELASZ: i64 = 8;
+const DT_RELA: i64 = 7; // as a DT_PLTREL value: the PLT relocations are RELA
 const DT_SYMBOLIC: i64 = 16;
 const DT_PLTRELSZ: i64 = 2;
 const DT_PLTREL: i64 = 20;
 const DT_JMPREL: i64 = 23;
 const DT_FLAGS: i64 = 30;
-const DT_RELACOUNT: i64 = 0x6fff_fff9;
 const DT_GNU_HASH: i64 = 0x6fff_fef5;
 const DF_SYMBOLIC: u64 = 2;
 const STV_PROTECTED: u8 = 3;
@@ -101,16 +102,16 @@ struct LinkMap {
     prev: *const LinkMap,
 }
 
-/// The functions whose slots are rewritten, in this order.
-const NAMES: [&[u8]; 4] = [b"malloc", b"free", b"calloc", b"realloc"];
+const N: usize = NAMES.len();
 
 struct Plan {
     /// Our exported functions: a slot holding one of these is bound to us.
-    ours: [usize; 4],
-    /// What to write instead; 0 = leave such slots alone.
-    target: [usize; 4],
-    /// Unresolved lazy slots may be pre-bound (our definition wins the global lookup).
-    lazy: bool,
+    ours: [usize; N],
+    /// What to write instead: each entry's target.
+    target: [usize; N],
+    /// Unresolved lazy slots of each name may be pre-bound (our definition wins the
+    /// global lookup).
+    lazy: [bool; N],
     /// Head of the main namespace's list of objects.
     main_ns: *const LinkMap,
     /// Our own dynamic section: our own slots stay as they are (they are only used to
@@ -122,37 +123,18 @@ struct Plan {
 /// Set once rebinding ran, so that it runs once.
 static DONE: AtomicBool = AtomicBool::new(false);
 
-/// Which of the four functions the program's calls may reach directly: where the
-/// backend's own function does exactly what our exported one does, as its descriptor
-/// says (`backend::Direct`; tests/c/rebind.c checks each case per backend through these
-/// very slots). free, calloc and realloc also drop or copy bootstrap-arena blocks in
-/// ours, so free (unless the backend ignores foreign pointers) and realloc go direct
-/// only when no arena block is live: none can be made after the choice.
-fn plan(backend: Backend, arena_live: bool) -> [usize; 4] {
-    let d = crate::backend::descriptor(backend);
-    let free_direct = !arena_live || d.direct.free_ignores_foreign;
-    // SAFETY: `backend` is the chosen one, started (rebind's contract): its options
-    // are final.
-    let realloc_direct = !arena_live && unsafe { (d.direct.realloc)() };
-    [
-        d.ops.malloc as usize,
-        if free_direct { d.ops.free as usize } else { 0 },
-        if d.direct.calloc { d.ops.calloc as usize } else { 0 },
-        if realloc_direct { d.ops.realloc as usize } else { 0 },
-    ]
-}
-
 /// Rewrites the slots (once per process). `interposed`: the selection found our
 /// `malloc` first in the global lookup.
 ///
 /// # Safety
-/// Call after the backend is chosen and started, from the library initialiser (no
-/// ld.so lock held by this thread), with no other thread able to unload objects.
-pub unsafe fn rebind(backend: Backend, interposed: bool) {
+/// Call after the entries are published (`entry::publish`), from the library
+/// initialiser (no ld.so lock held by this thread), with no other thread able to
+/// unload objects.
+pub unsafe fn rebind(interposed: bool) {
     if DONE.swap(true, Relaxed) {
         return;
     }
-    let target = plan(backend, bootstrap::live() != 0);
+    let target = entry::targets();
 
     // The main namespace's list: walk back from our own entry (we are preloaded into it).
     const RTLD_DL_LINKMAP: c_int = 2; // <dlfcn.h>
@@ -176,77 +158,113 @@ pub unsafe fn rebind(backend: Backend, interposed: bool) {
     // the global lookup found, i.e. the program's malloc when it brings its own.
     // SAFETY: `addr` and `own` are this library's load bias and dynamic section, as
     // ld.so recorded them.
-    let Some(ours) = (unsafe { own_definitions(addr, own) }) else { return };
+    let Some(ours) = (unsafe { Tables::of(addr, own) }).and_then(|t| {
+        let mut ours = [0usize; N];
+        for (k, name) in NAMES.iter().enumerate() {
+            // SAFETY: `t` describes this library's tables, mapped for good.
+            ours[k] = unsafe { t.defined(name) }?;
+        }
+        Some(ours)
+    }) else {
+        return;
+    };
+    // The objects ahead of us in the global lookup (the executable, earlier preloads):
+    // a name one of them defines resolves there, so its lazy slots are not ours to bind.
+    let mut lazy = [interposed; N];
     // SAFETY: as above: `prev` links valid link_maps, up to the head's NULL.
     unsafe {
         while !(*map).prev.is_null() {
             map = (*map).prev;
+            if let Some(t) = Tables::of((*map).addr, (*map).ld) {
+                for (k, name) in NAMES.iter().enumerate() {
+                    lazy[k] &= t.defined(name).is_none();
+                }
+            } else {
+                lazy = [false; N]; // cannot tell what it defines
+            }
         }
     }
 
-    let mut plan = Plan { ours, target, lazy: interposed, main_ns: map, own, page: crate::exports::page_size() };
+    let mut plan = Plan { ours, target, lazy, main_ns: map, own, page: crate::exports::page_size() };
     // SAFETY: `each_object` gets each loaded object's description and this `plan`,
     // a live local for the whole call, as the `data` it expects.
     unsafe { libc::dl_iterate_phdr(Some(each_object), (&mut plan as *mut Plan).cast()) };
 }
 
-/// The addresses of our own definitions of [`NAMES`], looked up in our `.gnu.hash`.
-///
-/// # Safety
-/// `base` and `dynamic` are this library's load bias and dynamic section.
-unsafe fn own_definitions(base: usize, dynamic: *const Dyn) -> Option<[usize; 4]> {
-    let (mut symtab, mut strtab, mut hash) = (0usize, 0usize, 0usize);
-    let mut d = dynamic;
-    // SAFETY: `dynamic` is our dynamic section (caller's contract): entries up to a
-    // DT_NULL one, mapped for as long as this library is loaded, i.e. for good.
-    unsafe {
-        while (*d).tag != DT_NULL {
-            match (*d).tag {
-                DT_SYMTAB => symtab = dyn_ptr(base, (*d).val),
-                DT_STRTAB => strtab = dyn_ptr(base, (*d).val),
-                DT_GNU_HASH => hash = dyn_ptr(base, (*d).val),
-                _ => {}
+/// An object's dynamic symbol table, string table and GNU hash table.
+struct Tables {
+    base: usize,
+    symtab: *const Sym,
+    strtab: *const u8,
+    hash: *const u32,
+}
+
+impl Tables {
+    /// The tables of the object whose load bias and dynamic section are these; None
+    /// without a GNU hash table.
+    ///
+    /// # Safety
+    /// `base` and `dynamic` are a loaded object's load bias and dynamic section, as
+    /// ld.so recorded them; the object stays loaded while the result is used.
+    unsafe fn of(base: usize, dynamic: *const Dyn) -> Option<Tables> {
+        let (mut symtab, mut strtab, mut hash) = (0usize, 0usize, 0usize);
+        let mut d = dynamic;
+        // SAFETY: `dynamic` is a loaded object's dynamic section (caller's contract):
+        // entries up to a DT_NULL one, mapped while the object is loaded.
+        unsafe {
+            while (*d).tag != DT_NULL {
+                match (*d).tag {
+                    DT_SYMTAB => symtab = dyn_ptr(base, (*d).val),
+                    DT_STRTAB => strtab = dyn_ptr(base, (*d).val),
+                    DT_GNU_HASH => hash = dyn_ptr(base, (*d).val),
+                    _ => {}
+                }
+                d = d.add(1);
             }
-            d = d.add(1);
         }
+        if symtab == 0 || strtab == 0 || hash == 0 {
+            return None;
+        }
+        Some(Tables { base, symtab: symtab as *const Sym, strtab: strtab as *const u8, hash: hash as *const u32 })
     }
-    if symtab == 0 || strtab == 0 || hash == 0 {
-        return None;
-    }
-    let (symtab, strtab, table) = (symtab as *const Sym, strtab as *const u8, hash as *const u32);
-    // The GNU hash table: nbuckets, symoffset, bloom size (in 64-bit words), bloom
-    // shift, the bloom words, the buckets, then one chain word per hashed symbol.
-    // SAFETY: DT_GNU_HASH locates our GNU hash table as the linker wrote it, in
-    // mapped, read-only memory, beginning with these four header words.
-    let (nbuckets, symoffset, bloom_words) = unsafe { (*table as usize, *table.add(1) as usize, *table.add(2) as usize) };
-    if nbuckets == 0 {
-        return None;
-    }
-    // SAFETY: the buckets follow the 4 header words and the bloom words (two u32 each),
-    // and the chains follow the `nbuckets` buckets, all inside the table.
-    let (buckets, chains) = unsafe {
-        let buckets = table.add(4 + 2 * bloom_words);
-        (buckets, buckets.add(nbuckets))
-    };
-    let mut out = [0usize; 4];
-    for (k, name) in NAMES.iter().enumerate() {
+
+    /// The address of the object's own definition of `name`, looked up in its GNU
+    /// hash table, if it defines one.
+    ///
+    /// # Safety
+    /// `self` describes a loaded object's tables (`of`); `name` holds no NUL.
+    unsafe fn defined(&self, name: &[u8]) -> Option<usize> {
+        let table = self.hash;
+        // The GNU hash table: nbuckets, symoffset, bloom size (in 64-bit words), bloom
+        // shift, the bloom words, the buckets, then one chain word per hashed symbol.
+        // SAFETY: DT_GNU_HASH locates the object's GNU hash table as the linker wrote
+        // it, in mapped, read-only memory, beginning with these four header words.
+        let (nbuckets, symoffset, bloom_words) = unsafe { (*table as usize, *table.add(1) as usize, *table.add(2) as usize) };
+        if nbuckets == 0 {
+            return None;
+        }
+        // SAFETY: the buckets follow the 4 header words and the bloom words (two u32
+        // each), and the chains follow the `nbuckets` buckets, all inside the table.
+        let (buckets, chains) = unsafe {
+            let buckets = table.add(4 + 2 * bloom_words);
+            (buckets, buckets.add(nbuckets))
+        };
         let h = name.iter().fold(5381u32, |h, &c| h.wrapping_mul(33).wrapping_add(c as u32));
         // SAFETY: `h % nbuckets` indexes the bucket array.
         let mut i = unsafe { *buckets.add(h as usize % nbuckets) } as usize;
         if i < symoffset {
-            return None;
+            return None; // an empty bucket
         }
         loop {
             // SAFETY: `i` (>= symoffset) indexes a hashed symbol: it has a chain word at
             // `i - symoffset` and a symbol-table entry at `i`. The walk starts at the
             // bucket's first symbol and stops at the chain word with the low bit set
             // (the end of the chain), so it never leaves the table.
-            let (chain, sym) = unsafe { (*chains.add(i - symoffset), &*symtab.add(i)) };
-            // SAFETY: a symbol's name is an offset into our string table of
-            // NUL-terminated names.
-            if chain | 1 == h | 1 && sym.shndx != 0 && unsafe { c_name_is(strtab.add(sym.name as usize), name) } {
-                out[k] = base.wrapping_add(sym.value as usize);
-                break;
+            let (chain, sym) = unsafe { (*chains.add(i - symoffset), &*self.symtab.add(i)) };
+            // SAFETY: a symbol's name is an offset into the string table of
+            // NUL-terminated names; `name` holds no NUL (our contract).
+            if chain | 1 == h | 1 && sym.shndx != 0 && unsafe { c_name_is(self.strtab.add(sym.name as usize), name) } {
+                return Some(self.base.wrapping_add(sym.value as usize));
             }
             if chain & 1 != 0 {
                 return None;
@@ -254,7 +272,6 @@ unsafe fn own_definitions(base: usize, dynamic: *const Dyn) -> Option<[usize; 4]
             i += 1;
         }
     }
-    Some(out)
 }
 
 /// Whether the NUL-terminated string at `s` is `name`.
@@ -347,7 +364,7 @@ unsafe fn object(info: &libc::dl_phdr_info, plan: &mut Plan) {
         return;
     }
 
-    let (mut strtab, mut symtab, mut rela, mut relasz, mut relacount) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    let (mut strtab, mut symtab) = (0usize, 0usize);
     let (mut jmprel, mut pltrelsz, mut pltrel) = (0usize, 0usize, 0i64);
     let mut symbolic = false;
     let mut d = dynamic as *const Dyn;
@@ -359,9 +376,6 @@ unsafe fn object(info: &libc::dl_phdr_info, plan: &mut Plan) {
             match (*d).tag {
                 DT_STRTAB => strtab = dyn_ptr(base, v),
                 DT_SYMTAB => symtab = dyn_ptr(base, v),
-                DT_RELA => rela = dyn_ptr(base, v),
-                DT_RELASZ => relasz = v as usize,
-                DT_RELACOUNT => relacount = v as usize,
                 DT_JMPREL => jmprel = dyn_ptr(base, v),
                 DT_PLTRELSZ => pltrelsz = v as usize,
                 DT_PLTREL => pltrel = v as i64,
@@ -381,23 +395,16 @@ unsafe fn object(info: &libc::dl_phdr_info, plan: &mut Plan) {
         strtab: strtab as *const u8,
         text: (text_start, text_end),
         relro: (relro_start, relro_end),
-        lazy: plan.lazy && !symbolic,
+        lazy: if symbolic { [false; N] } else { plan.lazy },
         unprotected: false,
         refused: false,
     };
-    const RELA_SIZE: usize = core::mem::size_of::<Rela>();
+    // JUMP_SLOT relocations are all in DT_JMPREL (the others hold GLOB_DAT and
+    // relative ones, never touched).
     if jmprel != 0 && pltrel == DT_RELA {
         // SAFETY: DT_JMPREL and DT_PLTRELSZ locate this object's PLT relocations, in
         // RELA form (checked), whose symbols are in `obj`'s tables; lock still held.
-        unsafe { obj.scan(plan, jmprel as *const Rela, pltrelsz / RELA_SIZE) };
-    }
-    if rela != 0 {
-        // The relative relocations come first (DT_RELACOUNT of them) and name no symbol.
-        let n = relasz / RELA_SIZE;
-        let skip = relacount.min(n);
-        // SAFETY: DT_RELA and DT_RELASZ locate this object's `n` other relocations, of
-        // which the last `n - skip` are scanned; as above otherwise.
-        unsafe { obj.scan(plan, (rela as *const Rela).add(skip), n - skip) };
+        unsafe { obj.scan(plan, jmprel as *const Rela, pltrelsz / core::mem::size_of::<Rela>()) };
     }
     if obj.unprotected {
         // SAFETY: the whole pages of this object's RELRO segment that `scan` made
@@ -413,7 +420,8 @@ struct Object {
     /// The object's executable segments: an unresolved lazy slot points in here.
     text: (usize, usize),
     relro: (usize, usize),
-    lazy: bool,
+    /// Per name: an unresolved lazy slot may be pre-bound.
+    lazy: [bool; N],
     /// The RELRO pages are writable now (restored to read-only after the scan).
     unprotected: bool,
     /// mprotect refused to make them writable.
@@ -431,12 +439,12 @@ impl Object {
             // SAFETY: i < n, so one of the `n` relocations at `rels` (caller's contract).
             let r = unsafe { &*rels.add(i) };
             let kind = r.info as u32;
-            if kind != arch::R_JUMP_SLOT && kind != arch::R_GLOB_DAT {
+            if kind != arch::R_JUMP_SLOT {
                 continue;
             }
             let slot = self.base.wrapping_add(r.offset as usize) as *mut usize;
-            // SAFETY: a JUMP_SLOT or GLOB_DAT relocation's offset names one of this
-            // object's GOT slots: a pointer-sized, aligned word, mapped and readable
+            // SAFETY: a JUMP_SLOT relocation's offset names one of this object's GOT
+            // slots: a pointer-sized, aligned word, mapped and readable
             // while the object is loaded (AtomicUsize has usize's size and alignment).
             // Other threads may load it and ld.so may store it (lazy binding) at the
             // same time, hence an atomic load; a Relaxed load may read read-only
@@ -444,19 +452,16 @@ impl Object {
             let now = unsafe { (*(slot as *const AtomicUsize)).load(Relaxed) };
             let which = match plan.ours.iter().position(|&f| f == now) {
                 Some(k) => k,
-                None if kind == arch::R_JUMP_SLOT && self.lazy && now >= self.text.0 && now < self.text.1 => {
+                None if now >= self.text.0 && now < self.text.1 => {
                     // SAFETY: the symbol index of one of this object's relocations.
                     match unsafe { self.lazy_symbol((r.info >> 32) as usize) } {
-                        Some(k) => k,
-                        None => continue,
+                        Some(k) if self.lazy[k] => k,
+                        _ => continue,
                     }
                 }
                 None => continue,
             };
             let target = plan.target[which];
-            if target == 0 {
-                continue;
-            }
             let at = slot as usize;
             if at >= self.relro.0 && at < self.relro.1 && !self.unprotected {
                 if self.refused {

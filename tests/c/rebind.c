@@ -1,10 +1,13 @@
-/* Where this program's calls of malloc, free, calloc and realloc go: reads its own GOT
- * (the JUMP_SLOT / GLOB_DAT slots ld.so filled for those symbols) before making any
- * of those calls itself, and names what each slot points to:
- *   ours      the library's exported function (dlsym(RTLD_DEFAULT, name))
- *   direct:X  another function, in object X (the backend's own, bound by the library)
- *   lazy      still the program's own PLT stub (never resolved, never rebound)
- * Then it allocates through those slots, dlopens PLUGIN (argv[1]) and reports the
+/* Where this program's calls of the entry points (malloc, free, calloc, realloc,
+ * posix_memalign, aligned_alloc, malloc_usable_size) go: reads its own GOT (the
+ * JUMP_SLOT / GLOB_DAT slots ld.so filled for those symbols) before making any of those
+ * calls itself, and names what each slot points to:
+ *   ours        the library's exported function (dlsym(RTLD_DEFAULT, name))
+ *   libc        glibc's own definition of that name
+ *   direct:X+O  another function, at offset O of object X (tests/rebind.rs names it
+ *               from X's symbol table)
+ *   lazy        still the program's own PLT stub (never resolved, never rebound)
+ * Then it allocates through every slot, dlopens PLUGIN (argv[1]) and reports the
  * plugin's slots too: a library loaded after start-up is not rebound, its calls reach
  * the exported functions. Output lines: "slot NAME KIND WHERE" and "plugin NAME WHERE".
  * Built three ways by tests/rebind.rs: lazy PIE (cc's default here), -Wl,-z,now, and
@@ -12,8 +15,10 @@
 #define _GNU_SOURCE
 #include <elf.h>
 #include <errno.h>
+#include <gnu/libc-version.h>
 #include <stdint.h>
 #include <link.h>
+#include <malloc.h>
 #include <string.h>
 #include "check.h"
 
@@ -25,8 +30,9 @@
 #define R_GLOB_DAT R_AARCH64_GLOB_DAT
 #endif
 
-static const char *names[] = {"malloc", "free", "calloc", "realloc"};
-#define MAX_SLOTS 16
+#define NAMES 7
+static const char *names[NAMES] = {"malloc", "free", "calloc", "realloc", "posix_memalign", "aligned_alloc", "malloc_usable_size"};
+#define MAX_SLOTS 32
 
 struct slot {
     int name; /* index into names */
@@ -49,7 +55,7 @@ static void scan_relocs(struct scan *s, uintptr_t base, const ElfW(Rela) *r, siz
         unsigned type = ELF64_R_TYPE(r[i].r_info);
         if (type != R_JUMP_SLOT && type != R_GLOB_DAT) continue;
         const char *name = strtab + symtab[ELF64_R_SYM(r[i].r_info)].st_name;
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < NAMES; k++) {
             if (strcmp(name, names[k]) == 0) {
                 struct slot *sl = &s->slots[s->n++];
                 sl->name = k;
@@ -97,10 +103,14 @@ static int each(struct dl_phdr_info *info, size_t size, void *data) {
 static const char *where(const struct scan *s, const struct slot *sl, char *buf, size_t cap) {
     if (sl->value == (uintptr_t)dlsym(RTLD_DEFAULT, names[sl->name])) return "ours";
     if (sl->value >= s->lo && sl->value < s->hi) return "lazy";
+    /* A handle's lookup starts at that object: glibc's own definition. */
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    if (libc && sl->value == (uintptr_t)dlsym(libc, names[sl->name])) return "libc";
     Dl_info info;
     if (!dladdr((void *)sl->value, &info) || !info.dli_fname) return "unknown";
     const char *base = strrchr(info.dli_fname, '/');
-    snprintf(buf, cap, "direct:%s", base ? base + 1 : info.dli_fname);
+    snprintf(buf, cap, "direct:%s+0x%lx", base ? base + 1 : info.dli_fname,
+             (unsigned long)(sl->value - (uintptr_t)info.dli_fbase));
     return buf;
 }
 
@@ -125,6 +135,22 @@ int main(int argc, char **argv) {
     errno = 0;
     CHECK(calloc(1, (size_t)PTRDIFF_MAX + 1) == NULL && errno == ENOMEM, "calloc above PTRDIFF_MAX: ENOMEM, errno %d", errno);
     free(NULL);
+    void *a = NULL;
+    CHECK(posix_memalign(&a, 64, 0) == 0 && a && (uintptr_t)a % 64 == 0, "posix_memalign(64, 0) = %p", a);
+    free(a);
+    /* (errno after posix_memalign: tests/c/errno.c, where GCC cannot assume it unchanged) */
+    CHECK(posix_memalign(&a, 64, SIZE_MAX / 2) == ENOMEM, "posix_memalign too large: ENOMEM");
+    void *b = aligned_alloc(4096, 0);
+    CHECK(b && (uintptr_t)b % 4096 == 0, "aligned_alloc(4096, 0) = %p", b);
+    free(b);
+    if (strcmp(active_backend(), "none") != 0) { /* glibc before 2.38 rounds it up */
+        errno = 0;
+        CHECK(aligned_alloc(24, 48) == NULL && errno == EINVAL, "aligned_alloc(24): EINVAL, errno %d", errno);
+    }
+    char *c = malloc(100);
+    CHECK(c && malloc_usable_size(c) >= 100, "malloc_usable_size(malloc(100)) = %zu", malloc_usable_size(c));
+    free(c);
+    CHECK(malloc_usable_size(NULL) == 0, "malloc_usable_size(NULL)");
 
     char buf[256];
     for (int i = 0; i < self.n; i++)
@@ -147,6 +173,11 @@ int main(int argc, char **argv) {
             CHECK(dlclose(h) == 0, "dlclose");
         }
     }
+    /* Whether glibc has an aligned_alloc of its own (2.38: EINVAL for alignments that
+     * are no power of two) or only memalign under that name. */
+    unsigned major = 0, minor = 0;
+    sscanf(gnu_get_libc_version(), "%u.%u", &major, &minor);
+    printf("glibc_aligned_alloc=%s\n", major > 2 || (major == 2 && minor >= 38) ? "2.38" : "memalign");
     printf("backend=%s\nfailures=%d\n", active_backend(), failures);
     return failures != 0;
 }

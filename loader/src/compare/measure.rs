@@ -110,8 +110,9 @@ pub struct Plan<'a> {
     pub timeout: Duration,
 }
 
-/// Runs the plan: rounds of every variant in turn (A B C A B C ...), so slow drift
-/// of the machine spreads over all variants instead of biasing one.
+/// Runs the plan: rounds of every variant in turn, in a new order each round (see
+/// [`order`]), so slow drift of the machine spreads over all variants instead of
+/// biasing one.
 pub fn run(plan: &Plan) -> Result<Vec<Outcome>> {
     let tmp = |what: &str| std::env::temp_dir().join(format!("allocshim-compare-{}.{what}", std::process::id()));
     let (stdout_file, stderr_file) = (tmp("stdout"), tmp("stderr"));
@@ -142,7 +143,8 @@ pub fn rounds(
     );
     let mut outcomes: Vec<Outcome> = variants.iter().map(|_| Outcome::default()).collect();
     for round in 0..rounds {
-        for (v, out) in variants.iter().zip(&mut outcomes) {
+        for i in order(variants.len(), round) {
+            let (v, out) = (&variants[i], &mut outcomes[i]);
             bar.set_message(format!("{} ({})", v.label, if round < warmup { "warm-up" } else { "measured" }));
             let (result, served_by) = once(v, &mut out.metric_units)?;
             if out.served_by.is_none() {
@@ -181,6 +183,28 @@ fn minutes(d: Duration) -> String {
         60..=3599 => format!("{}m", s / 60),
         _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
     }
+}
+
+/// The order of the variants in round `round`: a permutation of `0..n` that changes
+/// from round to round (Fisher-Yates over a fixed pseudo-random sequence: the same
+/// for every run of `compare`). In a fixed order each variant always runs right after
+/// the same one, and what that one leaves behind biases it: after a run that freed
+/// hundreds of MiB in 4 KiB pages, the next run's transparent huge pages took several
+/// times as long on a VM that hands free memory back to its host
+/// (docs/benchmarks.md, "frag").
+pub fn order(n: usize, round: u32) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    // splitmix64, seeded by the round.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(u64::from(round) + 1);
+    for i in (1..n).rev() {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        v.swap(i, (z % (i as u64 + 1)) as usize);
+    }
+    v
 }
 
 /// One run's sample or failure, and the backend the library said it served.
@@ -355,6 +379,29 @@ pub(super) fn secs(t: libc::timeval) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_round_runs_every_variant_once_in_changing_orders() {
+        let n = 9;
+        let rounds: Vec<Vec<usize>> = (0..12).map(|r| super::order(n, r)).collect();
+        for r in &rounds {
+            let mut sorted = r.clone();
+            sorted.sort();
+            assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "not a permutation: {r:?}");
+        }
+        // No variant always follows the same one: over the rounds, each has several
+        // different predecessors.
+        for v in 0..n {
+            let mut before: Vec<usize> =
+                rounds.iter().filter_map(|r| r.iter().position(|&x| x == v).filter(|&p| p > 0).map(|p| r[p - 1])).collect();
+            before.sort();
+            before.dedup();
+            assert!(before.len() >= 3, "variant {v} runs after only {before:?}");
+        }
+        assert_eq!(super::order(n, 5), super::order(n, 5), "the same order for the same round");
+        assert_eq!(super::order(1, 3), vec![0]);
+        assert!(super::order(0, 0).is_empty());
+    }
+
     #[test]
     fn metric_lines_are_read_and_the_rest_ignored() {
         let mut units = Default::default();

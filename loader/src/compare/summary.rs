@@ -124,7 +124,12 @@ impl Comparison {
                 if let Some(f) = &r.figures {
                     r.wall_ratio = Some(ratio(&f.wall_s, &wall));
                     r.rss_ratio = Some(ratio(&f.peak_rss, &rss));
-                    r.metric_ratios = f.metrics.iter().filter_map(|(k, v)| Some((k.clone(), ratio(v, metrics.get(k)?)))).collect();
+                    // A metric the baseline measured as 0 (frag's huge pages with THP off) has no ratio.
+                    r.metric_ratios = f
+                        .metrics
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), ratio(v, metrics.get(k).filter(|b| b.median != 0.0)?))))
+                        .collect();
                 }
             }
         }

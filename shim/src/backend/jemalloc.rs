@@ -5,12 +5,12 @@
 //! jemalloc's compiled-in options at plain `MALLOC_CONF` (what users of standalone
 //! jemalloc set) and initialises it right away, inside the selection, so that the
 //! allocations of its own init (pthread_atfork, keys) come from the bootstrap arena.
-use core::ffi::{c_char, c_void, CStr};
+use core::ffi::{c_char, c_int, c_void, CStr};
 
 use allocshim_backends::jemalloc;
 use tikv_jemalloc_sys as je;
 
-use super::{Descriptor, Direct, Ops, Refusal, Usage};
+use super::{Descriptor, Direct, Ops, ReallocFn, Refusal, UsableSizeFn, Usage};
 use crate::env::Env;
 use allocshim_select::preset::Preset;
 
@@ -28,10 +28,61 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
     print_stats,
     usage,
     describe: crate::preset::describe_jemalloc,
-    // calloc: jemalloc checks the product itself; realloc: only with its Linux default
-    // `zero_realloc:free`, which a user's MALLOC_CONF can change.
-    direct: Direct { free_ignores_foreign: false, calloc: true, realloc: frees_on_zero_realloc },
+    direct,
 };
+
+/// jemalloc's own calloc (it checks the product), aligned_alloc (glibc 2.38's EINVAL
+/// and ENOMEM, errno set) and malloc_usable_size (0 for NULL); its realloc only with
+/// its Linux default `zero_realloc:free`, which a user's MALLOC_CONF can change (the
+/// smallest wrapper otherwise); posix_memalign through a wrapper, as its failures
+/// leave errno alone where glibc's set ENOMEM (tests/c/errno.c).
+///
+/// # Safety
+/// For the started jemalloc (its options are final).
+unsafe fn direct() -> Direct {
+    // SAFETY: jemalloc is started (our contract).
+    let realloc = if unsafe { frees_on_zero_realloc() } { je::realloc as ReallocFn } else { realloc_frees_on_zero };
+    Direct {
+        free_ignores_foreign: false,
+        calloc: Some(je::calloc),
+        realloc: Some(realloc),
+        posix_memalign: Some(posix_memalign_sets_errno),
+        aligned_alloc: Some(je::aligned_alloc),
+        // SAFETY: the same function type but for `const` on the pointer, which the C
+        // ABI does not see; jemalloc's returns 0 for NULL.
+        usable_size: Some(unsafe {
+            core::mem::transmute::<unsafe extern "C" fn(*const c_void) -> usize, UsableSizeFn>(je::malloc_usable_size)
+        }),
+    }
+}
+
+/// realloc(p, 0) frees and returns NULL, as glibc's, under any `zero_realloc` option.
+///
+/// # Safety
+/// As the exported realloc: `p` NULL or a live jemalloc block.
+unsafe extern "C" fn realloc_frees_on_zero(p: *mut c_void, size: usize) -> *mut c_void {
+    if size == 0 && !p.is_null() {
+        // SAFETY: `p` is a live jemalloc block (our contract).
+        unsafe { je::free(p) };
+        return core::ptr::null_mut();
+    }
+    // SAFETY: as above; jemalloc's realloc takes NULL and any size.
+    unsafe { je::realloc(p, size) }
+}
+
+/// jemalloc's posix_memalign, with errno ENOMEM when it fails for lack of memory, as
+/// glibc's (jemalloc returns the code but leaves errno as it was).
+///
+/// # Safety
+/// As the exported posix_memalign: `out` is valid for writing a pointer.
+unsafe extern "C" fn posix_memalign_sets_errno(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    // SAFETY: our contract is jemalloc's.
+    let rc = unsafe { je::posix_memalign(out, align, size) };
+    if rc == libc::ENOMEM {
+        crate::exports::set_errno(libc::ENOMEM);
+    }
+    rc
+}
 
 /// # Safety
 /// `align` a power of two (`Ops::memalign`).

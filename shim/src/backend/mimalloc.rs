@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use allocshim_backends::mimalloc;
 use libmimalloc_sys as mi;
 
-use super::{Descriptor, Direct, Ops, Refusal, Usage};
+use super::{Descriptor, Direct, Ops, Refusal, UsableSizeFn, Usage};
 use crate::env::Env;
 use allocshim_select::line::{errno, set_errno};
 use allocshim_select::preset::Preset;
@@ -33,10 +33,64 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
     print_stats,
     usage,
     describe: crate::preset::describe_mimalloc,
-    // mimalloc's release build returns NULL for an overflowing calloc without setting
-    // errno, and realloc(p, 0) returns a block: both keep ours.
-    direct: Direct { free_ignores_foreign: false, calloc: false, realloc: super::never },
+    direct,
 };
+
+/// mimalloc's own posix_memalign (its failures reach `on_error`, which sets ENOMEM)
+/// and malloc_usable_size (0 for NULL); the smallest wrappers for the three that
+/// differ from glibc in its release build: calloc returns NULL for an overflowing
+/// product without setting errno, realloc(p, 0) returns a block, and aligned_alloc
+/// returns NULL without EINVAL for an alignment that is no power of two.
+///
+/// # Safety
+/// None beyond the field's (mimalloc started).
+unsafe fn direct() -> Direct {
+    Direct {
+        free_ignores_foreign: false,
+        calloc: Some(calloc_enomem),
+        realloc: Some(realloc_frees_on_zero),
+        posix_memalign: Some(mi::mi_posix_memalign),
+        aligned_alloc: Some(aligned_alloc_einval),
+        // SAFETY: the same function type but for `const` on the pointer, which the C
+        // ABI does not see; mimalloc's returns 0 for NULL.
+        usable_size: Some(unsafe {
+            core::mem::transmute::<unsafe extern "C" fn(*const c_void) -> usize, UsableSizeFn>(mi::mi_usable_size)
+        }),
+    }
+}
+
+/// # Safety
+/// None: any count and size.
+unsafe extern "C" fn calloc_enomem(n: usize, size: usize) -> *mut c_void {
+    if n.checked_mul(size).is_none() {
+        return crate::exports::enomem();
+    }
+    // SAFETY: mimalloc's calloc takes any count and size (above PTRDIFF_MAX it fails
+    // through `on_error`, with ENOMEM).
+    unsafe { mi::mi_calloc(n, size) }
+}
+
+/// # Safety
+/// As the exported realloc: `p` NULL or a live mimalloc block.
+unsafe extern "C" fn realloc_frees_on_zero(p: *mut c_void, size: usize) -> *mut c_void {
+    if size == 0 && !p.is_null() {
+        // SAFETY: `p` is a live mimalloc block (our contract).
+        unsafe { mi::mi_free(p) };
+        return core::ptr::null_mut();
+    }
+    // SAFETY: as above; mimalloc's realloc takes NULL and any size.
+    unsafe { mi::mi_realloc(p, size) }
+}
+
+/// # Safety
+/// None: any alignment and size.
+unsafe extern "C" fn aligned_alloc_einval(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        return crate::exports::einval();
+    }
+    // SAFETY: a power-of-two alignment, any size.
+    unsafe { mi::mi_aligned_alloc(align, size) }
+}
 
 // No ownership check (mi_is_in_heap_region) before mi_free: it cost 3.8 ns of a 22 ns
 // malloc+free pair in scripts/bench, and standalone mimalloc does not check either

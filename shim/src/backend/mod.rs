@@ -13,6 +13,7 @@ pub mod mimalloc;
 pub mod snmalloc;
 pub mod system;
 
+pub use crate::entry::{AlignedAllocFn, CallocFn, PosixMemalignFn, ReallocFn, UsableSizeFn};
 use crate::env::Env;
 use allocshim_select::line::Line;
 use allocshim_select::preset::Preset;
@@ -65,31 +66,28 @@ pub struct Descriptor {
     /// Its effective run-time options and where each came from (`preset`), for
     /// `ALLOCSHIM_VERBOSE` and `allocshim info`.
     pub describe: fn(&Env, Preset, &mut Line),
-    /// What the call-slot rebinding may bind straight to this backend (`rebind`).
-    pub direct: Direct,
+    /// What the exported functions may go to instead of the shim's own (`entry`).
+    /// Safety: for the chosen backend, started (its options are final), from the
+    /// library's initialiser (`entry::publish`).
+    pub direct: unsafe fn() -> Direct,
 }
 
-/// Where the backend's own function does exactly what the exported one does
-/// (exports.rs), so that `rebind` may bind a program's calls straight to it. malloc
-/// always can (ours is a bare tail jump); free can whenever no bootstrap-arena block is
-/// live, and always for a backend whose free ignores pointers it does not own.
+/// What `entry::publish` may point an entry point at instead of the shim's own
+/// function (`exports::own`), each doing exactly what that one does (glibc's contract,
+/// docs/behaviour.md): the backend's own function, or the smallest wrapper of it that
+/// adds what it lacks (counted in docs/hot-path.md). `None` keeps the shim's. malloc
+/// always goes to `Ops::malloc` (ours is a bare tail jump) and free to `Ops::free`
+/// when no bootstrap-arena block is live. tests/c/api.c and errno.c check every entry
+/// point of every backend against glibc, through these very functions.
 pub struct Direct {
-    /// free ignores pointers it did not allocate (arena blocks included).
+    /// free ignores pointers it did not allocate (arena blocks included): it may serve
+    /// even while arena blocks are live.
     pub free_ignores_foreign: bool,
-    /// calloc returns NULL with ENOMEM for an overflowing count*size or one above
-    /// PTRDIFF_MAX, as ours does.
-    pub calloc: bool,
-    /// realloc(p, 0) frees and returns NULL, and failures set ENOMEM, as ours does.
-    /// Safety: called for the started backend (its options are final).
-    pub realloc: unsafe fn() -> bool,
-}
-
-/// For backends whose function matches ours, or does not, whatever their options.
-pub(crate) fn always() -> bool {
-    true
-}
-pub(crate) fn never() -> bool {
-    false
+    pub calloc: Option<CallocFn>,
+    pub realloc: Option<ReallocFn>,
+    pub posix_memalign: Option<PosixMemalignFn>,
+    pub aligned_alloc: Option<AlignedAllocFn>,
+    pub usable_size: Option<UsableSizeFn>,
 }
 
 /// The descriptor of `backend`: the one place a backend maps to its module.

@@ -7,12 +7,12 @@
 //! * address space: at first use it reserves its page map for the whole address space
 //!   (about 256 GiB of virtual memory). Under a lower RLIMIT_AS it would abort the
 //!   process, so `start` refuses it instead and the process runs on `system`.
-use core::ffi::{c_void, CStr};
+use core::ffi::{c_int, c_void, CStr};
 
 use allocshim_backends::snmalloc;
 use snmalloc_sys as sn;
 
-use super::{Descriptor, Direct, Ops, Refusal, Usage};
+use super::{Descriptor, Direct, Ops, Refusal, UsableSizeFn, Usage};
 use crate::env::Env;
 use allocshim_select::line::{warn, Line};
 use allocshim_select::preset::Preset;
@@ -20,6 +20,8 @@ use allocshim_select::preset::Preset;
 extern "C" {
     // In the libc-api build but not declared by snmalloc-sys.
     fn sn_memalign(align: usize, size: usize) -> *mut c_void;
+    fn sn_posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int;
+    fn sn_aligned_alloc(align: usize, size: usize) -> *mut c_void;
 }
 
 pub static DESCRIPTOR: Descriptor = Descriptor {
@@ -32,8 +34,44 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
     print_stats,
     usage,
     describe: crate::preset::describe_snmalloc,
-    direct: Direct { free_ignores_foreign: true, calloc: true, realloc: super::always },
+    direct,
 };
+
+/// snmalloc's own calloc, realloc and malloc_usable_size; its aligned functions
+/// through the smallest wrappers, as for a size of 0 they ignore the alignment (see
+/// `memalign`).
+///
+/// # Safety
+/// None beyond the field's (snmalloc started).
+unsafe fn direct() -> Direct {
+    Direct {
+        free_ignores_foreign: true,
+        calloc: Some(sn::sn_calloc),
+        realloc: Some(sn::sn_realloc),
+        posix_memalign: Some(posix_memalign_nonzero),
+        aligned_alloc: Some(aligned_alloc_nonzero),
+        // SAFETY: the same function type but for `const` on the pointer, which the C
+        // ABI does not see; snmalloc's returns 0 for NULL.
+        usable_size: Some(unsafe {
+            core::mem::transmute::<unsafe extern "C" fn(*const c_void) -> usize, UsableSizeFn>(sn::sn_malloc_usable_size)
+        }),
+    }
+}
+
+/// # Safety
+/// As the exported posix_memalign: `out` is valid for writing a pointer.
+unsafe extern "C" fn posix_memalign_nonzero(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    // SAFETY: our contract is snmalloc's; it checks the alignment itself (EINVAL).
+    unsafe { sn_posix_memalign(out, align, size.max(1)) }
+}
+
+/// # Safety
+/// None: any alignment and size.
+unsafe extern "C" fn aligned_alloc_nonzero(align: usize, size: usize) -> *mut c_void {
+    // SAFETY: snmalloc's aligned_alloc takes any alignment (EINVAL unless a power of
+    // two) and size.
+    unsafe { sn_aligned_alloc(align, size.max(1)) }
+}
 
 // sn_memalign(align, 0) ignores the alignment (its rounding of the size to the
 // alignment wraps at 0); asking for one byte gets a properly aligned minimal block.

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use allocshim_backends::system;
 
-use super::{Descriptor, Direct, Ops, Refusal, Usage};
+use super::{AlignedAllocFn, Descriptor, Direct, Ops, PosixMemalignFn, Refusal, UsableSizeFn, Usage};
 use crate::env::Env;
 use allocshim_select::preset::Preset;
 
@@ -35,8 +35,47 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
     print_stats,
     usage,
     describe: crate::preset::describe_glibc,
-    direct: Direct { free_ignores_foreign: false, calloc: true, realloc: super::always },
+    direct,
 };
+
+/// glibc's own functions are glibc's contract, with one exception: glibc before 2.38
+/// has no `aligned_alloc` of its own (it is `memalign`, which rounds an alignment that
+/// is no power of two up where 2.38 and the shim return EINVAL); there, the smallest
+/// wrapper adds that check.
+///
+/// # Safety
+/// From the library's initialiser (`dlsym`).
+unsafe fn direct() -> Direct {
+    let (posix_memalign, aligned_alloc, usable_size) = (next_posix_memalign(), next(&ALIGNED_ALLOC, c"aligned_alloc"), next_usable_size());
+    let aligned_alloc: Option<AlignedAllocFn> = if aligned_alloc.is_null() {
+        None
+    } else if core::ptr::eq(aligned_alloc.cast_const().cast::<()>(), __libc_memalign as *const ()) {
+        Some(aligned_alloc_before_2_38)
+    } else {
+        // SAFETY: glibc's aligned_alloc has this type.
+        Some(unsafe { core::mem::transmute::<*mut c_void, AlignedAllocFn>(aligned_alloc) })
+    };
+    Direct {
+        free_ignores_foreign: false,
+        calloc: Some(__libc_calloc),
+        realloc: Some(__libc_realloc),
+        posix_memalign,
+        aligned_alloc,
+        usable_size,
+    }
+}
+
+/// glibc 2.38's aligned_alloc over an older glibc's memalign.
+///
+/// # Safety
+/// None: any alignment and size.
+unsafe extern "C" fn aligned_alloc_before_2_38(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        return crate::exports::einval();
+    }
+    // SAFETY: glibc's memalign takes any alignment and size.
+    unsafe { __libc_memalign(align, size) }
+}
 
 /// glibc needs no start; a preset's options are set now, at load time, before the
 /// program starts any thread (crate::preset).
@@ -66,6 +105,20 @@ fn next(cache: &AtomicPtr<c_void>, name: &CStr) -> *mut c_void {
 }
 
 static USABLE_SIZE: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+static POSIX_MEMALIGN: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+static ALIGNED_ALLOC: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+
+fn next_posix_memalign() -> Option<PosixMemalignFn> {
+    let f = next(&POSIX_MEMALIGN, c"posix_memalign");
+    // SAFETY: glibc's posix_memalign has this type.
+    (!f.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, PosixMemalignFn>(f) })
+}
+
+fn next_usable_size() -> Option<UsableSizeFn> {
+    let f = next(&USABLE_SIZE, c"malloc_usable_size");
+    // SAFETY: glibc's malloc_usable_size has this type.
+    (!f.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, UsableSizeFn>(f) })
+}
 static TRIM: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 static STATS: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 static MALLINFO2: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
@@ -73,16 +126,8 @@ static MALLINFO2: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 /// # Safety
 /// `p` a live block of glibc's malloc (`Ops::usable_size`).
 unsafe extern "C" fn usable_size(p: *mut c_void) -> usize {
-    let f = next(&USABLE_SIZE, c"malloc_usable_size");
-    if f.is_null() {
-        return 0;
-    }
-    // SAFETY: glibc's malloc_usable_size has this type, and `p` is a live glibc block
-    // (our contract).
-    unsafe {
-        let f: unsafe extern "C" fn(*mut c_void) -> usize = core::mem::transmute(f);
-        f(p)
-    }
+    // SAFETY: glibc's malloc_usable_size, and `p` is a live glibc block (our contract).
+    next_usable_size().map_or(0, |f| unsafe { f(p) })
 }
 
 /// # Safety
