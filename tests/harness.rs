@@ -14,10 +14,11 @@ pub const BACKENDS: [&str; 4] = ["system", "mimalloc", "jemalloc", "snmalloc"];
 
 /// Variables that would change the choice or the backends' behaviour; removed from
 /// every test process so the developer's own environment cannot leak in.
-const CONFIG_VARS: [&str; 14] = [
+const CONFIG_VARS: [&str; 15] = [
     "LD_PRELOAD",
     "ALLOCSHIM_BACKEND",
     "ALLOCSHIM_PRESET",
+    "ALLOCSHIM_TRIM_INTERVAL",
     "ALLOCSHIM_ONLY",
     "ALLOCSHIM_EXCEPT",
     "MALLOC_ARENA_MAX",

@@ -210,12 +210,28 @@ fn glibc_is_trimmed_by_a_helper_the_first_thread_starts() {
     assert!(after_rss > before * 3 / 4, "glibc alone keeps them: {before} -> {after_rss} KiB");
     let (_, [_, after, _, child_after, ..]) = trim_report(&[(PRESET, "low-memory"), ("MALLOC_ARENA_MAX", "3")]);
     assert_eq!((after, child_after), (1, 1), "the user's arena count does not turn trimming off");
+    // ALLOCSHIM_TRIM_INTERVAL=0 turns the helper off; a longer interval has not trimmed
+    // yet 2.5 s after the frees.
+    let (_, [_, after, _, child_after, before, after_rss]) = trim_report(&[(PRESET, "low-memory"), ("ALLOCSHIM_TRIM_INTERVAL", "0")]);
+    assert_eq!((after, child_after), (0, 0), "ALLOCSHIM_TRIM_INTERVAL=0: no helper");
+    assert!(after_rss > before * 3 / 4, "{before} -> {after_rss} KiB");
+    let (_, [_, after, _, _, before, after_rss]) = trim_report(&[(PRESET, "low-memory"), ("ALLOCSHIM_TRIM_INTERVAL", "30")]);
+    assert_eq!(after, 1);
+    assert!(after_rss > before * 3 / 4, "every 30 s: not yet trimmed: {before} -> {after_rss} KiB");
     for backend in ["jemalloc", "mimalloc", "snmalloc"] {
         let (b, [_, after, _, child_after, ..]) = trim_report(&[(PRESET, "low-memory"), ("ALLOCSHIM_BACKEND", backend)]);
         assert_eq!((b.as_str(), after, child_after), (backend, 0, 0), "only glibc is trimmed by the helper");
     }
 
     let out = run("/bin/true", &[] as &[&str]).env(PRESET, "low-memory").env("ALLOCSHIM_VERBOSE", "1").success().unwrap();
+    assert_eq!(reported(&out), "low-memory: trim=every 1 s (preset low-memory), arena_max=2 (preset low-memory)");
+    let out = run("/bin/true", &[] as &[&str])
+        .env(PRESET, "low-memory")
+        .env("ALLOCSHIM_VERBOSE", "1")
+        .env("ALLOCSHIM_TRIM_INTERVAL", "1.5")
+        .success()
+        .unwrap();
+    assert!(out.stderr.starts_with("allocshim: ignoring ALLOCSHIM_TRIM_INTERVAL=\"1.5\": expected whole seconds from 0 (off) to 3600\n"));
     assert_eq!(reported(&out), "low-memory: trim=every 1 s (preset low-memory), arena_max=2 (preset low-memory)");
 }
 

@@ -318,7 +318,8 @@ fn check_selection(f: &mut Findings, lib: &Path, env: &[(OsString, OsString)], s
         for var in [ALLOCSHIM_VERBOSE, ALLOCSHIM_STATS] {
             rules::flag(&env, var, &mut |w| warnings.push(*w));
         }
-        preset::read(&env, &mut |w| warnings.push(*w));
+        let chosen = preset::read(&env, &mut |w| warnings.push(*w));
+        preset::trim_interval(&env, chosen, &mut |w| warnings.push(*w));
         !choice.reason.is_empty()
     };
     // The probe answered for the environment; ALLOCSHIM_ONLY/EXCEPT are judged here.
@@ -378,6 +379,7 @@ fn fix(w: &Warning) -> String {
         Warning::UnknownPreset { .. } => {
             format!("set {ALLOCSHIM_PRESET} to one of {}, or unset it", Preset::names().collect::<Vec<_>>().join(", "))
         }
+        Warning::NotSeconds { var, max, .. } => format!("set {var} to whole seconds from 0 (no trimming) to {max}, or unset it"),
         Warning::NotAProgramList { var, .. } => {
             format!("set {var} to program names or patterns separated by commas ({}), or unset it", scope::EXAMPLE)
         }

@@ -69,6 +69,9 @@ pub enum Warning<'a> {
     SeveralEnabled { using: Backend, ignored: Backends },
     /// `ALLOCSHIM_PRESET` names no preset; it is treated as `default`.
     UnknownPreset { value: &'a [u8] },
+    /// `ALLOCSHIM_TRIM_INTERVAL` is not a whole number of seconds in range; the
+    /// preset's interval is used.
+    NotSeconds { var: &'static str, value: &'a [u8], max: u32 },
     /// `ALLOCSHIM_ONLY` or `ALLOCSHIM_EXCEPT` holds `entry`, which is not a program
     /// name or pattern; the variable is treated as unset (see `scope`).
     NotAProgramList { var: &'static str, value: &'a [u8], entry: &'a [u8] },
@@ -105,6 +108,9 @@ impl Warning<'_> {
                 for (i, name) in crate::preset::Preset::names().enumerate() {
                     l.str(if i == 0 { " " } else { ", " }).str(name);
                 }
+            }
+            Warning::NotSeconds { var, value, max } => {
+                ignoring(&mut l, var, value).str("expected whole seconds from 0 (off) to ").num(u64::from(max));
             }
             Warning::NotAProgramList { var, value, entry } => {
                 ignoring(&mut l, var, value).str("\"").bytes(entry);

@@ -38,6 +38,11 @@ pub const ALLOCSHIM_EXCEPT: &str = "ALLOCSHIM_EXCEPT";
 /// any case; empty = `default`). See `preset`.
 pub const ALLOCSHIM_PRESET: &str = "ALLOCSHIM_PRESET";
 
+/// Read by the library under `system` with `ALLOCSHIM_PRESET=low-memory`: seconds
+/// between two `malloc_trim(0)` of the preset's trimming helper (`0`: no helper;
+/// unset or empty: the preset's 1). See `preset::trim_interval`.
+pub const ALLOCSHIM_TRIM_INTERVAL: &str = "ALLOCSHIM_TRIM_INTERVAL";
+
 /// Read by jemalloc's backend in the library when jemalloc is chosen: jemalloc's own
 /// options, as a standalone jemalloc reads them. (`_RJEM_MALLOC_CONF` and
 /// `MIMALLOC_*` are read by the allocators themselves, not by our code.)

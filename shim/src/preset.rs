@@ -280,7 +280,7 @@ pub unsafe fn glibc_apply(env: &Env, preset: Preset) {
     if preset != Preset::LowMemory {
         return;
     }
-    crate::trimmer::want();
+    crate::trimmer::want(allocshim_select::preset::trim_interval(env, preset, &mut |w| w.print()));
     for &(param, _, var, tunable, value) in GLIBC {
         if glibc_user(env, var, tunable).is_none() {
             // SAFETY: mallopt takes plain integers (a known parameter and a positive
@@ -292,8 +292,16 @@ pub unsafe fn glibc_apply(env: &Env, preset: Preset) {
 
 pub(crate) fn describe_glibc(env: &Env, preset: Preset, out: &mut Line) {
     // glibc has no getter for these: the report says what was set, and by whom.
-    if crate::trimmer::wanted() {
-        out.str("trim=every 1 s (preset ").bytes(preset.name().to_bytes()).str(")");
+    if preset == Preset::LowMemory {
+        // Read again, silently: the warning, if any, was printed when it was applied.
+        let mut ignored = false;
+        let every = allocshim_select::preset::trim_interval(env, preset, &mut |_| ignored = true);
+        match every {
+            0 => out.str("trim=off"),
+            s => out.str("trim=every ").num(u64::from(s)).str(" s"),
+        };
+        let set = env.get(vars::ALLOCSHIM_TRIM_INTERVAL).is_some_and(|v| !v.trim_ascii().is_empty()) && !ignored;
+        source(out, set.then_some(vars::ALLOCSHIM_TRIM_INTERVAL.as_bytes()), preset);
     }
     for &(_, name, var, tunable, value) in GLIBC {
         sep(out);

@@ -1,5 +1,6 @@
 //! glibc under `ALLOCSHIM_PRESET=low-memory`: a helper thread that gives the free pages
-//! inside glibc's heaps back to the OS every second, with `malloc_trim(0)` (what
+//! inside glibc's heaps back to the OS every second (`ALLOCSHIM_TRIM_INTERVAL`), with
+//! `malloc_trim(0)` (what
 //! Fullstaq Ruby's "malloctrim" builds do after each GC). glibc returns memory on its
 //! own only from the top of a heap; a threaded server whose long-lived blocks are
 //! spread through its heaps keeps every page it ever touched below them. Measured in
@@ -17,21 +18,18 @@
 //! The helper blocks every signal (an application's handlers never run on it), sleeps
 //! with `clock_nanosleep`, allocates nothing itself and holds no lock of ours.
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering::*};
+use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering::*};
 
 use crate::backend::{Backend, BackendExt};
 
-/// Set by the selection when glibc serves the process under a preset that trims.
-static WANTED: AtomicBool = AtomicBool::new(false);
+/// Seconds between two trims, set by the selection when glibc serves the process under
+/// a preset that trims; 0: no helper.
+static INTERVAL_S: AtomicU32 = AtomicU32::new(0);
 /// The process that started the helper (0: none yet): after a fork, not ours.
 static STARTED_IN: AtomicI32 = AtomicI32::new(0);
 /// glibc's `pthread_create`, which ours wraps, looked up on first use.
 static REAL: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Seconds between two trims. Each walks glibc's free lists under the arena locks
-/// (microseconds on a heap with little free memory) and returns free whole pages
-/// with madvise; pages used again fault back in.
-const INTERVAL_S: libc::time_t = 1;
 /// The helper's stack: it calls malloc_trim and sleeps, nothing deeper.
 const STACK: usize = 64 * 1024;
 
@@ -42,15 +40,13 @@ type Create = unsafe extern "C" fn(
     *mut c_void,
 ) -> c_int;
 
-/// Asks for the helper in this process (and its forked children); it starts at the
-/// program's next `pthread_create`.
-pub fn want() {
-    WANTED.store(true, Relaxed);
-}
-
-/// Whether the helper is asked for (for the report).
-pub fn wanted() -> bool {
-    WANTED.load(Relaxed)
+/// Asks for the helper in this process (and its forked children), trimming every
+/// `seconds`; it starts at the program's next `pthread_create`. Each trim walks
+/// glibc's free lists under the arena locks (microseconds on a heap with little free
+/// memory) and returns free whole pages with madvise; pages used again fault back in,
+/// which is the CPU a shorter interval costs (docs/servers.md).
+pub fn want(seconds: u32) {
+    INTERVAL_S.store(seconds, Relaxed);
 }
 
 /// glibc's `pthread_create`, with the helper started first when it is wanted and not
@@ -66,7 +62,7 @@ pub unsafe extern "C" fn pthread_create(
     arg: *mut c_void,
 ) -> c_int {
     let Some(real) = real() else { return libc::EAGAIN };
-    if WANTED.load(Relaxed) {
+    if INTERVAL_S.load(Relaxed) != 0 {
         start_helper(real);
     }
     // SAFETY: glibc's pthread_create, with our caller's arguments and contract.
@@ -123,11 +119,11 @@ fn start_helper(real: Create) {
 }
 
 extern "C" fn helper(_: *mut c_void) -> *mut c_void {
-    let interval = libc::timespec { tv_sec: INTERVAL_S, tv_nsec: 0 };
+    let interval = libc::timespec { tv_sec: INTERVAL_S.load(Relaxed) as libc::time_t, tv_nsec: 0 };
     loop {
         // SAFETY: a relative sleep on a valid timespec; an interruption just trims early.
         unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &interval, core::ptr::null_mut()) };
-        // SAFETY: glibc serves this process (WANTED is set only then) and is always started.
+        // SAFETY: glibc serves this process (INTERVAL_S is set only then) and is always started.
         unsafe { Backend::System.trim(0) };
     }
 }
