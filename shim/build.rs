@@ -21,8 +21,10 @@ fn main() {
     }
 
     println!("cargo:rerun-if-changed=src/glue.c");
+    println!("cargo:rerun-if-changed=src/backend/jemalloc/unwind.c");
     cc::Build::new()
         .file("src/glue.c")
+        .file("src/backend/jemalloc/unwind.c")
         .flag("-fvisibility=hidden")
         .flag("-ftls-model=initial-exec")
         .flag("-fno-builtin-malloc")

@@ -13,6 +13,7 @@
 pub mod env;
 pub mod line;
 pub mod preset;
+pub mod profile;
 pub mod rules;
 pub mod usage;
 pub mod vars;

@@ -122,7 +122,8 @@ unsafe fn select_and_start(env: &Env) {
         report::warn(&l);
         (Backend::System, l, Preset::Default)
     } else {
-        let choice = select::decide(env, &mut |w| w.print());
+        let mut choice = select::decide(env, &mut |w| w.print());
+        crate::backend::jemalloc::profile::imply(env, &mut choice);
         (choice.backend, choice.reason, preset::read(env, &mut |w| w.print()))
     };
 
@@ -221,6 +222,10 @@ extern "C" fn on_load(_argc: c_int, _argv: *const *const c_char, envp: *const *c
     // initialiser: this thread holds no ld.so lock but the ones ld.so takes around
     // initialisers, which dl_iterate_phdr and dladdr may take again.
     unsafe { rebind::rebind(chosen(), INTERPOSED.load(Relaxed)) };
+    // Heap profiling's unwinder, signal handler and thread: here for the same reason.
+    if chosen() == Backend::Jemalloc {
+        crate::backend::jemalloc::profile::on_load();
+    }
 }
 
 #[used]
