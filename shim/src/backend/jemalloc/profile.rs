@@ -3,10 +3,11 @@
 //!
 //! * At selection (`conf`): the settings are read (`allocshim_select::profile`), the
 //!   directory made and proved writable (a probe file), and jemalloc's options
-//!   `prof:true,prof_prefix:DIR/PROGRAM` handed to `crate::preset::jemalloc_conf`,
+//!   `prof:true,prof_active:false,prof_prefix:DIR/PROGRAM` handed to
+//!   `crate::preset::jemalloc_conf`,
 //!   before the user's `MALLOC_CONF`, which wins option by option.
 //! * At the library's initialiser (`on_load`), never inside malloc: the unwinder is
-//!   loaded (unwind.c), the signal handler installed (only if the signal is not
+//!   loaded (unwind.c), sampling started (`prof.active`), the signal handler installed (only if the signal is not
 //!   already handled), and one thread started that waits for the signal and checks
 //!   the growth every second. A forked child starts its own (`pthread_atfork`).
 //! * At exit (`at_exit`): a last dump, unless the heap holds less than one sample.
@@ -55,13 +56,22 @@ struct Plan {
     /// The signal's number; 0: none.
     signal: c_int,
     verbose: bool,
+    /// The user's MALLOC_CONF sets prof_active: theirs stands.
+    user_active: bool,
 }
 
 static ON: AtomicBool = AtomicBool::new(false);
-static PLAN: SelectionCell<Plan> =
-    SelectionCell::new(Plan { prefix: [0; DIR_MAX + NAME_MAX + 2], prefix_len: 0, every: 0, growth: 0, signal: 0, verbose: false });
-/// "prof:true,prof_prefix:<prefix>" for jemalloc's options.
-static CONF: SelectionCell<[u8; DIR_MAX + NAME_MAX + 40]> = SelectionCell::new([0; DIR_MAX + NAME_MAX + 40]);
+static PLAN: SelectionCell<Plan> = SelectionCell::new(Plan {
+    prefix: [0; DIR_MAX + NAME_MAX + 2],
+    prefix_len: 0,
+    every: 0,
+    growth: 0,
+    signal: 0,
+    verbose: false,
+    user_active: false,
+});
+/// "prof:true,prof_active:false,prof_prefix:<prefix>" for jemalloc's options.
+static CONF: SelectionCell<[u8; DIR_MAX + NAME_MAX + 64]> = SelectionCell::new([0; DIR_MAX + NAME_MAX + 64]);
 /// Dumps written by this process (reset in a forked child): the SEQ of file names.
 static SEQ: AtomicU64 = AtomicU64::new(0);
 /// Set by the signal handler, taken by the thread; a futex word.
@@ -98,8 +108,12 @@ pub unsafe fn conf(env: &Env) -> Option<&'static [u8]> {
     plan.growth = s.growth;
     plan.signal = s.signal.and_then(|sig| sig.number()).unwrap_or(0);
     plan.verbose = crate::select::flag(env, vars::ALLOCSHIM_VERBOSE, &mut |_| {});
+    let sets_active = |v: &[u8]| v.split(|&b| b == b',').any(|pair| pair.trim_ascii().starts_with(b"prof_active:"));
+    plan.user_active = [vars::MALLOC_CONF, vars::RJEM_MALLOC_CONF].iter().any(|v| env.get(v).is_some_and(sets_active));
+    // Sampling starts once the unwinder is loaded (`on_load`): a sample taken before
+    // would have no stack.
     let mut n = 0;
-    for part in [&b"prof:true,prof_prefix:"[..], &plan.prefix[..plan.prefix_len]] {
+    for part in [&b"prof:true,prof_active:false,prof_prefix:"[..], &plan.prefix[..plan.prefix_len]] {
         conf[n..n + part.len()].copy_from_slice(part);
         n += part.len();
     }
@@ -211,6 +225,11 @@ pub fn on_load() {
         return;
     }
     let plan = plan();
+    if !plan.user_active {
+        let on = true;
+        // SAFETY: "prof.active" takes a `bool`; jemalloc reads it before returning.
+        unsafe { je::mallctl(c"prof.active".as_ptr(), null_mut(), null_mut(), (&on as *const bool).cast_mut().cast(), 1) };
+    }
     let signal = install_handler(plan.signal);
     if plan.verbose {
         let mut l = Line::new();
