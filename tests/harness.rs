@@ -14,10 +14,11 @@ pub const BACKENDS: [&str; 4] = ["system", "mimalloc", "jemalloc", "snmalloc"];
 
 /// Variables that would change the choice or the backends' behaviour; removed from
 /// every test process so the developer's own environment cannot leak in.
-const CONFIG_VARS: [&str; 12] = [
+const CONFIG_VARS: [&str; 13] = [
     "LD_PRELOAD",
     "ALLOCSHIM_BACKEND",
     "ALLOCSHIM_PRESET",
+    "ALLOCSHIM_PROFILE",
     "MALLOC_ARENA_MAX",
     "ALLOCSHIM_VERBOSE",
     "ALLOCSHIM_STATS",

@@ -115,6 +115,9 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Dump> {
     if !mapped {
         bail!("{p}: cut short: no MAPPED_LIBRARIES section, which jemalloc writes last (the file is truncated, or the process died while writing it)");
     }
+    if !bytes.ends_with(b"\n") {
+        bail!("{p}: cut short: the last line has no end (the file is truncated)");
+    }
     for (no, line) in lines {
         if line.trim().is_empty() {
             continue;
@@ -123,9 +126,6 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Dump> {
     }
     if dump.maps.is_empty() {
         bail!("{p}: cut short: the MAPPED_LIBRARIES section is empty (the file is truncated)");
-    }
-    if !bytes.ends_with(b"\n") {
-        bail!("{p}: cut short: the last line has no end (the file is truncated)");
     }
     Ok(dump)
 }

@@ -168,7 +168,7 @@ fn sites(dump: &Dump, key: &str, sign: f64, sym: &mut Symbolizer, pb: &mut pprof
         }
         frames.reverse();
         if frames.is_empty() {
-            frames.push(Frame { function: "(no stack)".into(), file: None, line: None, object: String::new() });
+            frames.push(Frame { function: "(no stack)".into(), file: None, line: None, object: String::new(), named: false });
         }
         out.push(Site { frames, bytes: sign * bytes, objs: sign * objs, locations });
     }
@@ -226,6 +226,13 @@ fn table(sites: &[Site], net: f64, top: usize) -> String {
         if let Some(leaf) = s.frames.last() {
             *flat.entry(&leaf.function).or_default() += s.bytes;
         }
+        if let Some(leaf) = s.frames.last().filter(|f| !f.named) {
+            // Unnamed (a static function of a stripped file): say which named function
+            // it was called from.
+            if let Some(caller) = s.frames.iter().rev().find(|f| f.named) {
+                place.entry(&leaf.function).or_insert_with(|| format!("{}, called from {}", leaf.object, caller.function));
+            }
+        }
         let mut seen = HashSet::new();
         for f in &s.frames {
             if seen.insert(f.function.as_str()) {
@@ -238,7 +245,7 @@ fn table(sites: &[Site], net: f64, top: usize) -> String {
             });
         }
     }
-    let mut rows: Vec<(&str, f64)> = flat.iter().map(|(k, v)| (*k, *v)).collect();
+    let mut rows: Vec<(&str, f64)> = flat.iter().filter(|(_, v)| v.abs() >= 1.0).map(|(k, v)| (*k, *v)).collect();
     rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
     let pct = |v: f64| if net.abs() > 0.0 { format!("{:.1}%", 100.0 * v / net) } else { "-".into() };
     let mut out = format!("{:>11} {:>6} {:>6} {:>11} {:>6}  {}\n", "flat", "flat%", "sum%", "cum", "cum%", "function (where)");

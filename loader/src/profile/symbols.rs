@@ -29,6 +29,8 @@ pub struct Frame {
     pub line: Option<u32>,
     /// The mapped file's name (`libc.so.6`), or `[vdso]`, or empty for anonymous memory.
     pub object: String,
+    /// Named from debug information or a symbol table (not `object+0xADDR`).
+    pub named: bool,
 }
 
 /// What one address resolved to: its mapping and frames (innermost first).
@@ -109,14 +111,15 @@ impl Symbolizer {
                         Some(l) => (l.file.map(str::to_owned), l.line),
                         None => (None, None),
                     };
-                    frames.push(Frame { function: name.into_owned(), file, line, object: object.clone() });
+                    frames.push(Frame { function: name.into_owned(), file, line, object: object.clone(), named: true });
                 }
             }
         }
         if frames.is_empty() {
             let i = elf.symbols.partition_point(|(start, _, _)| *start <= vaddr);
             let name = i.checked_sub(1).map(|i| &elf.symbols[i]).filter(|(_, end, _)| vaddr < *end).map(|(_, _, n)| n.clone());
-            frames.push(Frame { function: name.unwrap_or_else(|| format!("{object}+0x{vaddr:x}")), file: None, line: None, object });
+            let named = name.is_some();
+            frames.push(Frame { function: name.unwrap_or_else(|| format!("{object}+0x{vaddr:x}")), file: None, line: None, object, named });
         }
         Ok(Resolved { map: Some(i), frames })
     }
@@ -172,7 +175,7 @@ fn demangled(name: &str) -> String {
 }
 
 fn unknown(function: String, object: &str) -> Frame {
-    Frame { function, file: None, line: None, object: object.to_owned() }
+    Frame { function, file: None, line: None, object: object.to_owned(), named: false }
 }
 
 /// The last part of a path: `libc.so.6`.

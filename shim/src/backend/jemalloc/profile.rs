@@ -45,6 +45,8 @@ extern "C" {
 /// with the preset's and the user's, is 1 KiB) and into every file name.
 const DIR_MAX: usize = 480;
 const NAME_MAX: usize = 64;
+/// A process holding less than this at exit writes no exit dump (see `at_exit`).
+pub const EXIT_MIN_BYTES: u64 = 2 << 20;
 
 /// What the selection decided, read by the thread, the handler and the exit hook.
 struct Plan {
@@ -371,7 +373,8 @@ extern "C" fn thread_main(_: *mut c_void) -> *mut c_void {
 }
 
 /// At exit (the library's destructor): the last dump, unless the heap holds less
-/// than one sampling interval (most short commands a server runs).
+/// than [`EXIT_MIN_BYTES`] (or one sampling interval): the shells, `env`s and other
+/// short commands a server runs would each leave a dump of jemalloc's own ~0.5 MiB.
 ///
 /// # Safety
 /// Once, from the destructor, jemalloc chosen.
@@ -380,13 +383,13 @@ pub unsafe fn at_exit() {
         return;
     }
     // SAFETY: as in `on_load`.
-    let interval = 1u64 << unsafe { core::ptr::read_volatile(addr_of!(_rjem_je_opt_lg_prof_sample)) };
+    let interval = (1u64 << unsafe { core::ptr::read_volatile(addr_of!(_rjem_je_opt_lg_prof_sample)) }).max(EXIT_MIN_BYTES);
     let a = allocated();
     if a >= interval {
         dump("exit");
     } else if plan().verbose {
         let mut l = Line::new();
-        l.str("heap profiling: no dump at exit: ").size(a).str(" allocated, less than one sample (").size(interval).str(")");
+        l.str("heap profiling: no dump at exit: ").size(a).str(" allocated, less than ").size(interval);
         warn(&l);
     }
 }
