@@ -48,7 +48,21 @@ pub enum Signal {
     Number(u8),
 }
 
+/// glibc's real-time range on Linux (SIGRTMIN is 34: glibc keeps 32 and 33 for
+/// itself; SIGRTMAX is the kernel's 64). Used to check a value without asking libc,
+/// which the library does only in its lazily bound C (backend/jemalloc/profile.c).
+const RT_RANGE: core::ops::RangeInclusive<i32> = 34..=64;
+
 impl Signal {
+    /// Whether it names a real-time signal (glibc's numbering).
+    pub fn in_range(self) -> bool {
+        RT_RANGE.contains(&match self {
+            Signal::RtMin(k) => RT_RANGE.start() + i32::from(k),
+            Signal::RtMax(k) => RT_RANGE.end() - i32::from(k),
+            Signal::Number(n) => i32::from(n),
+        })
+    }
+
     /// The signal's number in this process, if it is a real-time signal here.
     pub fn number(self) -> Option<i32> {
         let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
@@ -176,7 +190,7 @@ pub fn parse<'a>(raw: &'a [u8], warn: &mut dyn FnMut(Ignored<'a>)) -> Option<Set
                 None => warn(bad("growth= takes a percentage (25, 25%); 0 = never")),
             },
             b"signal" if value.eq_ignore_ascii_case(b"none") => s.signal = None,
-            b"signal" => match Signal::parse(value).filter(|sig| sig.number().is_some()) {
+            b"signal" => match Signal::parse(value).filter(|sig| sig.in_range()) {
                 Some(sig) => s.signal = Some(sig),
                 None => warn(bad("signal= takes a real-time signal (RTMIN+N, RTMAX-N or its number) or none")),
             },
