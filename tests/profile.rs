@@ -195,9 +195,9 @@ fn leak_at_exit(program: &Path, dir: &Path, base: &str, leak: &str) -> PathBuf {
         .unwrap_or_else(|e| panic!("{e}"));
     // No backend variable: profiling alone chose jemalloc.
     assert!(out.stderr.contains(&format!("backend jemalloc 5.3.1 (ALLOCSHIM_PROFILE={})", dir.display())), "{}", out.stderr);
-    let found = dumps(dir);
-    assert_eq!(found.len(), 1, "one exit dump expected in {}: {found:?}\n{}", dir.display(), out.stderr);
-    assert!(found[0].to_string_lossy().ends_with(".exit.heap"), "{found:?}");
+    // One exit dump (a slow machine may also have written growth dumps meanwhile).
+    let found: Vec<PathBuf> = dumps(dir).into_iter().filter(|p| p.to_string_lossy().ends_with(".exit.heap")).collect();
+    assert_eq!(found.len(), 1, "one exit dump expected in {}: {:?}\n{}", dir.display(), dumps(dir), out.stderr);
     assert!(out.stderr.contains(&format!("heap profile {} (exit)", found[0].display())), "{}", out.stderr);
     found[0].clone()
 }
@@ -324,7 +324,12 @@ fn a_forked_child_profiles_itself_on_demand() {
     assert_ne!(child, parent.id().to_string());
     let got = profile(&["--dump", &child, "-o", &dir.join("child").display().to_string()]);
     assert!(got.status.success(), "{}", got.stderr);
-    assert!(dumps(&dir).iter().any(|p| p.to_string_lossy().contains(&format!(".{child}.0.signal.heap"))), "{:?}", dumps(&dir));
+    let name = |p: &PathBuf| p.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        dumps(&dir).iter().map(name).any(|n| n.starts_with(&format!("leak.{child}.")) && n.ends_with(".signal.heap")),
+        "{:?}",
+        dumps(&dir)
+    );
     let flat = table_flat(&got, "leak_here").unwrap_or(0.0);
     assert!(flat >= 0.9 * 48.0 * MIB, "{}", got.stdout);
     drop(parent.stdin.take());
@@ -409,7 +414,7 @@ fn an_unwritable_directory_is_one_warning_and_the_program_runs() {
     let dir = fresh_dir("option");
     let out = run(c_program("leak"), &["1", "8"]).env("ALLOCSHIM_PROFILE", format!("{},every=soon", dir.display())).success().unwrap();
     assert!(out.stderr.contains("ignoring \"every=soon\" in ALLOCSHIM_PROFILE: every= takes seconds"), "{}", out.stderr);
-    assert_eq!(dumps(&dir).len(), 1, "{}", out.stderr);
+    assert_eq!(dumps(&dir).iter().filter(|p| p.to_string_lossy().ends_with(".exit.heap")).count(), 1, "{}", out.stderr);
 }
 
 #[test]

@@ -57,14 +57,14 @@ static void say(const char *a, const char *b, const char *c, const char *d) {
     int saved = errno;
     char line[PREFIX_MAX + 160];
     size_t n = 0;
-    const char *parts[] = {"allocshim: ", a, b, c, d, "\n"};
+    const char *parts[] = {"allocshim: ", a, b, c, d};
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
         if (!parts[i]) continue;
-        size_t k = strnlen(parts[i], sizeof line - 1 - n);
+        size_t k = strnlen(parts[i], sizeof line - 1 - n); /* what does not fit is cut */
         memcpy(line + n, parts[i], k);
         n += k;
     }
-    line[n > 0 && line[n - 1] != '\n' ? n++ : n] = '\n';
+    line[n++] = '\n';
     for (size_t off = 0; off < n;) {
         ssize_t w = write(2, line + off, n - off);
         if (w > 0) off += (size_t)w;

@@ -138,6 +138,8 @@ fn lg_sample() -> usize {
 pub fn on_load() {
     // SAFETY: a `bool` written while jemalloc parsed its options, final since.
     if !unsafe { core::ptr::read_volatile(addr_of!(_rjem_je_opt_prof)) } {
+        // The user's own MALLOC_CONF=prof:false won over ours: nothing to dump.
+        ON.store(false, Relaxed);
         return;
     }
     // SAFETY: called here only, in the initialiser, outside malloc.
