@@ -95,3 +95,16 @@ double exp(double x) {
     }
     return ldexp(sum, k);
 }
+
+#if defined(__aarch64__)
+/* aarch64's long double is IEEE quad precision, done in software: the sampler's
+ * `(long double)r * (1.0L / 2^53)` (prof.c) calls __floatunditf, __multf3 and
+ * __trunctfdf2, which the link takes from Rust's compiler_builtins. Their unwind
+ * tables name Rust's personality routine, which this no_std, panic=abort library does
+ * not have, so ld.so refused to load it (undefined symbol rust_eh_personality). Nothing
+ * ever unwinds through those helpers (they do not panic, and jemalloc's stack walks
+ * run no personality routine), so this definition only satisfies the reference. */
+void rust_eh_personality(void) {
+    __builtin_trap();
+}
+#endif
