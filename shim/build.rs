@@ -23,8 +23,12 @@ fn main() {
     }
 
     println!("cargo:rerun-if-changed=src/glue.c");
+    println!("cargo:rerun-if-changed=src/backend/jemalloc/unwind.c");
+    println!("cargo:rerun-if-changed=src/backend/jemalloc/profile.c");
     cc::Build::new()
         .file("src/glue.c")
+        .file("src/backend/jemalloc/unwind.c")
+        .file("src/backend/jemalloc/profile.c")
         .flag("-fvisibility=hidden")
         .flag("-ftls-model=initial-exec")
         .flag("-fno-builtin-malloc")

@@ -115,9 +115,12 @@ fn loads_on_glibc_2_35_without_a_cpp_runtime() {
     let dynamic = tool("readelf", &["-d"]);
     let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
     assert!(needed.iter().any(|l| l.contains("[libc.so.6]")), "no NEEDED libc.so.6 in readelf -d:\n{dynamic}");
+    // Nothing but libc (and the dynamic loader, loaded anyway): jemalloc's profiler
+    // unwinds with libgcc_s.so.1, which the library dlopens only when sampling
+    // (shim/src/backend/jemalloc/unwind.c), and its libm functions are the library's own.
     for line in &needed {
         assert!(
-            ["libc.so.6", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "libgcc_s.so.1"].iter().any(|ok| line.contains(ok)),
+            ["libc.so.6", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"].iter().any(|ok| line.contains(ok)),
             "unexpected dependency: {line}"
         );
     }
@@ -221,6 +224,9 @@ fn code_run_at_load_and_exit_has_a_small_executable_segment_of_its_own() {
             .copied()
             .find(|(s, m)| (*s..s + m).contains(&addr))
             .unwrap_or_else(|| panic!("{name} is in no executable segment:\n{headers}"));
-        assert!(size <= 64 << 10, "{name} is in an executable segment of {size} bytes at {start:#x}, not the small one:\n{headers}");
+        // The library's own code: 34 KiB at first, 67 KiB once per-program scoping, heap
+        // profiling and the low-memory preset's helpers joined it; the allocators' 800 KiB
+        // stay in the other segment.
+        assert!(size <= 96 << 10, "{name} is in an executable segment of {size} bytes at {start:#x}, not the small one:\n{headers}");
     }
 }

@@ -14,11 +14,12 @@ pub const BACKENDS: [&str; 4] = ["system", "mimalloc", "jemalloc", "snmalloc"];
 
 /// Variables that would change the choice or the backends' behaviour; removed from
 /// every test process so the developer's own environment cannot leak in.
-const CONFIG_VARS: [&str; 15] = [
+const CONFIG_VARS: [&str; 16] = [
     "LD_PRELOAD",
     "ALLOCSHIM_BACKEND",
     "ALLOCSHIM_PRESET",
     "ALLOCSHIM_TRIM_INTERVAL",
+    "ALLOCSHIM_PROFILE",
     "ALLOCSHIM_ONLY",
     "ALLOCSHIM_EXCEPT",
     "MALLOC_ARENA_MAX",

@@ -17,6 +17,7 @@ mod locate;
 mod names;
 mod preload;
 mod probe;
+mod profile;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -73,6 +74,9 @@ enum Command {
     Compare(compare::Args),
     /// Several `compare --json` results side by side: ratios between pairs of variants.
     Summarize(compare::summarize::Args),
+    /// Read a heap profile (ALLOCSHIM_PROFILE), or the growth between two: top
+    /// allocation sites on stdout, a flame graph (.svg) and a pprof file (.pb.gz).
+    Profile(profile::Args),
     /// Does this environment ask for an allocator? Prints the backend it selects (the
     /// library's rules, in-process) and exits 0, or 1 when it selects `system` with no
     /// preset (ALLOCSHIM_PRESET tunes glibc too, so it needs the library preloaded).
@@ -120,7 +124,10 @@ fn enabled(quiet: bool) -> anyhow::Result<ExitCode> {
 /// What this environment asks of the library: the backend (the shared rules) and the
 /// preset.
 fn wanted<'e>(env: &Env<'e>, warn: &mut dyn FnMut(&rules::Warning<'e>)) -> (rules::Choice, Preset) {
-    (rules::decide(env, warn), preset::read(env, warn))
+    let mut choice = rules::decide(env, warn);
+    // As the library decides: ALLOCSHIM_PROFILE alone asks for jemalloc.
+    allocshim_select::profile::imply(env, &mut choice);
+    (choice, preset::read(env, warn))
 }
 
 /// Whether a process with this choice needs the library preloaded at all: for a
@@ -162,6 +169,7 @@ fn main() -> ExitCode {
         Command::Doctor { pid, cmd } => doctor::main(pid, &cmd),
         Command::Compare(args) => compare::main(args),
         Command::Summarize(args) => compare::summarize::main(args),
+        Command::Profile(args) => profile::run(args).map(|()| ExitCode::SUCCESS),
         Command::Enabled { quiet } => enabled(quiet),
         Command::Preload { lib, if_enabled } => preload(lib.as_deref(), if_enabled),
         Command::Probe { lib } => probe::child(&lib),

@@ -15,6 +15,7 @@ pub mod cpus;
 pub mod env;
 pub mod line;
 pub mod preset;
+pub mod profile;
 pub mod rules;
 pub mod scope;
 pub mod usage;

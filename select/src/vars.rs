@@ -43,6 +43,11 @@ pub const ALLOCSHIM_PRESET: &str = "ALLOCSHIM_PRESET";
 /// unset or empty: the preset's 1). See `preset::trim_interval`.
 pub const ALLOCSHIM_TRIM_INTERVAL: &str = "ALLOCSHIM_TRIM_INTERVAL";
 
+/// Read by the library (and `allocshim enabled`/`preload`, `allocshim profile --dump`):
+/// jemalloc's heap profiler on, dumps into the directory it names; implies jemalloc
+/// when no variable chose a backend. Grammar and defaults: `profile`.
+pub const ALLOCSHIM_PROFILE: &str = "ALLOCSHIM_PROFILE";
+
 /// Read by jemalloc's backend in the library when jemalloc is chosen: jemalloc's own
 /// options, as a standalone jemalloc reads them. (`_RJEM_MALLOC_CONF` and
 /// `MIMALLOC_*` are read by the allocators themselves, not by our code.)

@@ -114,7 +114,8 @@ fn ensure(envp: Option<*const *const c_char>) -> Ready {
 unsafe fn select_and_start(env: &Env) {
     let ours = interposed();
     INTERPOSED.store(ours, Relaxed);
-    let choice = select::decide(env, &mut |w| w.print());
+    let mut choice = select::decide(env, &mut |w| w.print());
+    crate::backend::jemalloc::profile::imply(env, &mut choice);
     let (mut backend, mut reason, mut preset) = (choice.backend, choice.reason, preset::read(env, &mut |w| w.print()));
     // Only a process the environment asks something of reads ALLOCSHIM_ONLY/EXCEPT
     // and its own names (nothing of this in plain `system` mode, secure mode included).
@@ -242,6 +243,10 @@ extern "C" fn on_load(_argc: c_int, _argv: *const *const c_char, envp: *const *c
     unsafe {
         entry::publish(chosen());
         rebind::rebind(INTERPOSED.load(Relaxed));
+    }
+    // Heap profiling's unwinder, signal handler and thread: here for the same reason.
+    if chosen() == Backend::Jemalloc {
+        crate::backend::jemalloc::profile::on_load();
     }
 }
 

@@ -100,13 +100,14 @@ fn sep(out: &mut Line) {
 // jemalloc
 
 /// What jemalloc's `_rjem_malloc_conf` should point at: the user's `MALLOC_CONF` as
-/// it is without a preset; with one, the preset's options followed by the user's, so
+/// it is without a preset or profiling; with them, the preset's options, then the
+/// profiler's (`profiling`, from backend/jemalloc/profile.rs), then the user's, so
 /// that the user's win option by option. (`_RJEM_MALLOC_CONF` is read later still.)
 ///
 /// # Safety
 /// Only from the selecting thread, before the choice is published.
-pub unsafe fn jemalloc_conf(env: &Env, preset: Preset) -> Option<*const c_char> {
-    if preset == Preset::Default {
+pub unsafe fn jemalloc_conf(env: &Env, preset: Preset, profiling: Option<&[u8]>) -> Option<*const c_char> {
+    if preset == Preset::Default && profiling.is_none() {
         return env.get_c(vars::MALLOC_CONF);
     }
     // An empty MALLOC_CONF sets nothing (and must not leave a trailing comma).
@@ -124,20 +125,24 @@ pub unsafe fn jemalloc_conf(env: &Env, preset: Preset) -> Option<*const c_char> 
         fits
     };
     let mut ok = true;
-    for (i, (name, value)) in JEMALLOC.iter().enumerate() {
+    let pairs = if preset == Preset::Default { &[][..] } else { JEMALLOC };
+    let mut first = true;
+    for (name, value) in pairs {
         let mut digits = Line::new();
         let value = match value {
             Value::Fixed(v) => v.as_bytes(),
             Value::Cpus => digits.num(u64::from(crate::cpus::effective())).as_bytes(),
         };
-        ok &= put(if i == 0 { b"" } else { b"," }) && put(name.as_bytes()) && put(b":") && put(value);
+        ok &= put(if first { b"" } else { b"," }) && put(name.as_bytes()) && put(b":") && put(value);
+        first = false;
     }
-    if let Some(u) = user {
-        ok &= put(b",") && put(u);
+    for more in profiling.into_iter().chain(user) {
+        ok &= put(if first { b"" } else { b"," }) && put(more);
+        first = false;
     }
     if !ok {
         let mut l = Line::new();
-        l.str("MALLOC_CONF is too long to combine with ALLOCSHIM_PRESET; jemalloc uses MALLOC_CONF alone");
+        l.str("MALLOC_CONF is too long to combine with ALLOCSHIM_PRESET or ALLOCSHIM_PROFILE; jemalloc uses MALLOC_CONF alone");
         crate::report::warn(&l);
         return env.get_c(vars::MALLOC_CONF);
     }

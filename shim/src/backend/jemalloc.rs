@@ -14,6 +14,8 @@ use super::{Descriptor, Direct, Ops, ReallocFn, Refusal, UsableSizeFn, Usage};
 use crate::env::Env;
 use allocshim_select::preset::Preset;
 
+pub mod profile;
+
 extern "C" {
     // Defined in glue.c (overriding jemalloc's weak definition).
     static mut _rjem_malloc_conf: *const c_char;
@@ -23,7 +25,7 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
     version,
     ops: Ops { malloc: je::malloc, calloc: je::calloc, realloc: je::realloc, free: je::free, memalign, usable_size },
     start,
-    at_exit: super::nothing,
+    at_exit: profile::at_exit,
     trim,
     print_stats,
     usage,
@@ -102,9 +104,12 @@ unsafe extern "C" fn usable_size(p: *mut c_void) -> usize {
 /// # Safety
 /// From the selecting thread, once, before the choice is published.
 unsafe fn start(env: &Env, preset: Preset) -> Result<(), Refusal> {
-    // MALLOC_CONF, after the preset's options when there is one (crate::preset).
+    // MALLOC_CONF, after the preset's and the profiler's options when there are some
+    // (crate::preset, profile).
     // SAFETY: we are the selecting thread, before the choice is published (our contract).
-    if let Some(conf) = unsafe { crate::preset::jemalloc_conf(env, preset) } {
+    let profiling = unsafe { profile::conf(env) };
+    // SAFETY: as above.
+    if let Some(conf) = unsafe { crate::preset::jemalloc_conf(env, preset, profiling) } {
         // SAFETY: only the selecting thread writes it, once, and jemalloc reads it
         // only in the init just below, in this thread; it points into the environment
         // block (or the preset's buffer), both unchanged while jemalloc reads it.
