@@ -40,13 +40,13 @@ fn jemalloc_gets_the_preset_and_the_user_wins_per_option() {
     // jemalloc's own statistics print the options it runs with.
     let out = jemalloc_stats(&[(PRESET, "low-memory")]);
     let narenas = format!("opt.narenas: {}\n", cpus());
-    for want in [narenas.as_str(), "opt.dirty_decay_ms: 0 ", "opt.muzzy_decay_ms: 0 ", "opt.background_thread: false "] {
+    for want in [narenas.as_str(), "opt.dirty_decay_ms: 1000 ", "opt.muzzy_decay_ms: 0 ", "opt.background_thread: true "] {
         assert!(out.stderr.contains(want), "{want:?} missing: {}", out.stderr);
     }
     assert_eq!(
         reported(&out),
         format!(
-            "low-memory: narenas={} (preset low-memory), dirty_decay_ms=0 (preset low-memory), muzzy_decay_ms=0 (preset low-memory)",
+            "low-memory: narenas={} (preset low-memory), dirty_decay_ms=1000 (preset low-memory), muzzy_decay_ms=0 (preset low-memory), background_thread=true (preset low-memory)",
             cpus()
         )
     );
@@ -57,7 +57,7 @@ fn jemalloc_gets_the_preset_and_the_user_wins_per_option() {
 
     // An empty MALLOC_CONF sets nothing: the preset alone, and no complaint from jemalloc.
     let out = jemalloc_stats(&[(PRESET, "low-memory"), ("MALLOC_CONF", "")]);
-    assert!(out.stderr.contains("opt.dirty_decay_ms: 0 ") && !out.stderr.contains("<jemalloc>"), "{}", out.stderr);
+    assert!(out.stderr.contains("opt.dirty_decay_ms: 1000 ") && !out.stderr.contains("<jemalloc>"), "{}", out.stderr);
 
     let out = jemalloc_stats(&[(PRESET, "default")]);
     assert!(out.stderr.contains("opt.dirty_decay_ms: 10000 ") && out.stderr.contains("opt.background_thread: false "), "{}", out.stderr);
@@ -254,7 +254,7 @@ fn an_unknown_preset_is_warned_about_once_and_means_default() {
     });
     assert_eq!(arenas(&[(PRESET, "tiny")]).1, arenas(&[]).1);
     let out = jemalloc_stats(&[(PRESET, " LOW-Memory ")]);
-    assert!(out.stderr.contains("opt.dirty_decay_ms: 0 "), "names are read in any case: {}", out.stderr);
+    assert!(out.stderr.contains("opt.dirty_decay_ms: 1000 "), "names are read in any case: {}", out.stderr);
 }
 
 #[test]
@@ -281,7 +281,7 @@ fn info_and_enabled_show_the_preset() {
     };
     let (preset, options) = info(&[(PRESET, "low-memory"), ("JEMALLOC_ENABLED", "true"), ("MALLOC_CONF", "narenas:3")]);
     assert_eq!(preset, "low-memory");
-    assert!(options.starts_with("narenas=3 (MALLOC_CONF), dirty_decay_ms=0 (preset low-memory)"), "{options}");
+    assert!(options.starts_with("narenas=3 (MALLOC_CONF), dirty_decay_ms=1000 (preset low-memory)"), "{options}");
     assert_eq!(info(&[]), ("default".to_string(), "arena_max=8-per-core (default)".to_string()));
 
     // A preset alone makes the library worth preloading (it tunes glibc).
@@ -300,7 +300,7 @@ fn info_and_enabled_show_the_preset() {
 
 #[test]
 fn threads_and_fork_work_under_the_preset() {
-    // glibc's trimming helper and arena cap, and jemalloc's immediate purging, change
+    // glibc's trimming helper and arena cap, and jemalloc's background purging, change
     // how threads and fork meet the allocator: the thread and fork programs must still pass.
     each_backend(|backend| {
         for (program, args) in [("forkmt", &["200"][..]), ("stress", &["4", "20000", "2000"][..])] {

@@ -18,13 +18,18 @@ use crate::report::Line;
 
 /// jemalloc, in `MALLOC_CONF` syntax (each name is read back in `describe_jemalloc`).
 /// One arena per CPU the process may really use (affinity and cgroup quota, not the
-/// host's CPUs, of which jemalloc's default makes 4 arenas each), and pages given back
-/// to the OS as soon as they are free (`dirty_decay_ms:0`; jemalloc's default keeps
-/// them 10 s, which on a server that allocates all the time is a standing reserve;
-/// muzzy 0 makes that a real madvise(MADV_DONTNEED), not a lazy MADV_FREE that RSS
-/// still counts). With nothing left to decay, no background thread is needed.
-const JEMALLOC: &[(&str, Value)] =
-    &[("narenas", Value::Cpus), ("dirty_decay_ms", Value::Fixed("0")), ("muzzy_decay_ms", Value::Fixed("0"))];
+/// host's CPUs, of which jemalloc's default makes 4 arenas each); freed pages go back
+/// to the OS after 1 s instead of 10 s (muzzy 0: with a real MADV_DONTNEED, not a lazy
+/// MADV_FREE that RSS still counts), and the background thread does that purging even
+/// while the server is idle (otherwise decay only advances on allocation). Purging at
+/// once (`dirty_decay_ms:0`) halved RSS again on the soaks but cost 25-55 % more CPU per
+/// request, in pages faulted back in (docs/servers.md).
+const JEMALLOC: &[(&str, Value)] = &[
+    ("narenas", Value::Cpus),
+    ("dirty_decay_ms", Value::Fixed("1000")),
+    ("muzzy_decay_ms", Value::Fixed("0")),
+    ("background_thread", Value::Fixed("true")),
+];
 
 /// A preset option's value: written as is, or computed when the preset is applied.
 enum Value {
@@ -165,10 +170,11 @@ pub(crate) fn describe_snmalloc(_env: &Env, _preset: Preset, out: &mut Line) {
 
 pub(crate) fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
     extern "C" {
-        // jemalloc.c's option variables (`unsigned`, `ssize_t`, `ssize_t`).
+        // jemalloc.c's option variables (`unsigned`, `ssize_t`, `ssize_t`, `bool`).
         static _rjem_je_opt_narenas: u32;
         static _rjem_je_opt_dirty_decay_ms: isize;
         static _rjem_je_opt_muzzy_decay_ms: isize;
+        static _rjem_je_opt_background_thread: bool;
     }
     let confs = [(vars::RJEM_MALLOC_CONF, env.get(vars::RJEM_MALLOC_CONF)), (vars::MALLOC_CONF, env.get(vars::MALLOC_CONF))];
     for (opt, _) in JEMALLOC {
@@ -186,6 +192,7 @@ pub(crate) fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
                 "narenas" => out.num(u64::from(read_volatile(addr_of!(_rjem_je_opt_narenas)))),
                 "dirty_decay_ms" => signed(out, read_volatile(addr_of!(_rjem_je_opt_dirty_decay_ms)) as i64),
                 "muzzy_decay_ms" => signed(out, read_volatile(addr_of!(_rjem_je_opt_muzzy_decay_ms)) as i64),
+                "background_thread" => out.str(if read_volatile(addr_of!(_rjem_je_opt_background_thread)) { "true" } else { "false" }),
                 _ => out.str("?"),
             };
         }
