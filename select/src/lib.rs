@@ -1,10 +1,16 @@
 //! What liballocshim.so, the `allocshim` crate and the `allocshim` command must agree
-//! on, written once: the backends, their names and switch variables ([`Backend`]),
-//! the names of every environment variable ([`vars`]), reading the environment
-//! without allocating ([`env`]), the rules that pick a backend and read the switches,
-//! with their warnings ([`rules`]), which programs the choice applies to
-//! ([`scope`]), and the raw `write(2)` lines the library and the
-//! crate print ([`line`]), and what a backend's usage figures mean ([`usage`]).
+//! on, written once:
+//!
+//! * the backends: their names, switch variables and precedence ([`Backend`], [`ALL`]);
+//! * the name of every environment variable ([`vars`]), and reading the environment
+//!   without allocating ([`env`]);
+//! * the rules that pick a backend and read the switches, with their warnings
+//!   ([`rules`]); which programs the choice applies to ([`scope`]);
+//! * `ALLOCSHIM_PRESET`'s names and the trimming interval ([`preset`]),
+//!   `ALLOCSHIM_PROFILE`'s grammar ([`profile`]), the CPUs a process may use ([`cpus`]);
+//! * what a backend's usage figures mean ([`usage`]);
+//! * the raw `write(2)` lines the library and the crate print ([`line`]), and this
+//!   thread's `errno` ([`errno`]).
 //!
 //! `no_std` and allocation-free: the library runs this inside `malloc`, the crate
 //! inside `GlobalAlloc::alloc`.
@@ -13,6 +19,7 @@
 
 pub mod cpus;
 pub mod env;
+pub mod errno;
 pub mod line;
 pub mod preset;
 pub mod profile;

@@ -1,5 +1,6 @@
 //! Lines of text printed with raw `write(2)`: assembled in a fixed buffer (what does
 //! not fit is cut, never allocated), because they are printed from inside an allocator.
+use crate::errno::{errno, set_errno};
 
 const CAP: usize = 480;
 
@@ -63,21 +64,6 @@ impl Line {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-}
-
-/// This thread's errno. (The one errno accessor of the library and the crate: every
-/// line printed keeps errno, and the library's entry points set it as glibc's do.)
-#[inline(always)]
-pub fn errno() -> libc::c_int {
-    // SAFETY: __errno_location returns this thread's errno, valid for the thread.
-    unsafe { *libc::__errno_location() }
-}
-
-/// Sets this thread's errno.
-#[inline(always)]
-pub fn set_errno(e: libc::c_int) {
-    // SAFETY: as in `errno`.
-    unsafe { *libc::__errno_location() = e };
 }
 
 fn stderr(bytes: &[u8]) {

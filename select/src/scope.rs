@@ -271,7 +271,7 @@ pub mod raw {
         // SAFETY: our caller's contract, passed on.
         let r = unsafe { libc::syscall(nr, a, b, c, d) } as isize;
         if r < 0 {
-            -(crate::line::errno() as isize)
+            -(crate::errno::errno() as isize)
         } else {
             r
         }
