@@ -2,8 +2,8 @@
 //! counted): its affinity mask capped by its cgroup's CPU quota, read from
 //! `/proc/self/cgroup` and the cgroup files with raw system calls into buffers on the
 //! stack. Used by the low-memory preset, once, in the selecting thread.
+use crate::sys::{errno, set_errno};
 use allocshim_select::cpus::{self, V1_MOUNTS, V1_PERIOD, V1_QUOTA, V2_FILE, V2_MOUNTS};
-use allocshim_select::line::{errno, set_errno};
 
 /// The affinity mask's CPUs capped by the smallest CPU quota of this process's
 /// cgroup or its parents (v2 or v1). Leaves errno as it found it: this may run inside

@@ -21,32 +21,12 @@ use crate::backend::{Backend, BackendExt, ALL};
 use crate::bootstrap;
 use crate::entry::ENTRY;
 use crate::init::{self, ops};
+use crate::sys::{einval, enomem, page_size};
 
 /// What malloc guarantees for any size: as glibc on 64-bit, for every backend.
 const MIN_ALIGN: usize = core::mem::size_of::<usize>();
 /// Larger objects cannot exist (pointer differences would overflow).
 const MAX_SIZE: usize = isize::MAX as usize;
-
-pub(crate) use allocshim_select::line::set_errno;
-
-#[cold]
-pub(crate) fn enomem() -> *mut c_void {
-    set_errno(libc::ENOMEM);
-    null_mut()
-}
-
-#[cold]
-pub(crate) fn einval() -> *mut c_void {
-    set_errno(libc::EINVAL);
-    null_mut()
-}
-
-/// The page size: a power of two.
-pub(crate) fn page_size() -> usize {
-    // SAFETY: getauxval only reads the auxiliary vector the kernel passed; it has no
-    // preconditions (and returns 0 for a missing entry, hence the floor).
-    unsafe { libc::getauxval(libc::AT_PAGESZ) as usize }.max(4096)
-}
 
 // The entry points most programs call are one indirect jump through their entry
 // (`entry.rs`): to the backend's own function where it does exactly what ours below

@@ -295,7 +295,7 @@ unsafe extern "C" fn boot_malloc(size: usize) -> *mut c_void {
 /// The exported malloc and calloc leave errno to whatever serves them; so does the arena.
 fn or_enomem(p: *mut c_void) -> *mut c_void {
     if p.is_null() {
-        crate::exports::set_errno(libc::ENOMEM);
+        crate::sys::set_errno(libc::ENOMEM);
     }
     p
 }

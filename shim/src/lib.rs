@@ -24,6 +24,7 @@ mod once;
 mod preset;
 mod rebind;
 mod report;
+mod sys;
 mod trimmer;
 
 // The rules and the environment reader are shared with the `allocshim` crate.

@@ -185,7 +185,7 @@ pub unsafe fn rebind(interposed: bool) {
         }
     }
 
-    let mut plan = Plan { ours, target, lazy, main_ns: map, own, page: crate::exports::page_size() };
+    let mut plan = Plan { ours, target, lazy, main_ns: map, own, page: crate::sys::page_size() };
     // SAFETY: `each_object` gets each loaded object's description and this `plan`,
     // a live local for the whole call, as the `data` it expects.
     unsafe { libc::dl_iterate_phdr(Some(each_object), (&mut plan as *mut Plan).cast()) };

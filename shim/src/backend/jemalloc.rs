@@ -81,7 +81,7 @@ unsafe extern "C" fn posix_memalign_sets_errno(out: *mut *mut c_void, align: usi
     // SAFETY: our contract is jemalloc's.
     let rc = unsafe { je::posix_memalign(out, align, size) };
     if rc == libc::ENOMEM {
-        crate::exports::set_errno(libc::ENOMEM);
+        crate::sys::set_errno(libc::ENOMEM);
     }
     rc
 }

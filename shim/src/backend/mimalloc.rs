@@ -12,7 +12,7 @@ use libmimalloc_sys as mi;
 
 use super::{Descriptor, Direct, Ops, Refusal, UsableSizeFn, Usage};
 use crate::env::Env;
-use allocshim_select::line::{errno, set_errno};
+use crate::sys::{einval, enomem, errno, set_errno};
 use allocshim_select::preset::Preset;
 
 extern "C" {
@@ -63,7 +63,7 @@ unsafe fn direct() -> Direct {
 /// None: any count and size.
 unsafe extern "C" fn calloc_enomem(n: usize, size: usize) -> *mut c_void {
     if n.checked_mul(size).is_none() {
-        return crate::exports::enomem();
+        return enomem();
     }
     // SAFETY: mimalloc's calloc takes any count and size (above PTRDIFF_MAX it fails
     // through `on_error`, with ENOMEM).
@@ -86,7 +86,7 @@ unsafe extern "C" fn realloc_frees_on_zero(p: *mut c_void, size: usize) -> *mut 
 /// None: any alignment and size.
 unsafe extern "C" fn aligned_alloc_einval(align: usize, size: usize) -> *mut c_void {
     if !align.is_power_of_two() {
-        return crate::exports::einval();
+        return einval();
     }
     // SAFETY: a power-of-two alignment, any size.
     unsafe { mi::mi_aligned_alloc(align, size) }

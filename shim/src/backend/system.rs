@@ -71,7 +71,7 @@ unsafe fn direct() -> Direct {
 /// None: any alignment and size.
 unsafe extern "C" fn aligned_alloc_before_2_38(align: usize, size: usize) -> *mut c_void {
     if !align.is_power_of_two() {
-        return crate::exports::einval();
+        return crate::sys::einval();
     }
     // SAFETY: glibc's memalign takes any alignment and size.
     unsafe { __libc_memalign(align, size) }
