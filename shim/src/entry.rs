@@ -1,30 +1,22 @@
 //! Where each exported allocation function goes: one function pointer per entry
-//! point, which the exported function jumps through (`exports.rs`) and which
-//! `rebind` writes into the program's PLT slots.
+//! point ([`Entries`]), which the exported function jumps through (`exports::ENTRY`)
+//! and which `rebind` writes into the program's PLT slots.
 //!
 //! Every entry starts at the shim's own implementation (`exports::own`: glibc's
 //! contract over any backend, the bootstrap arena included). Once the backend is
-//! chosen and started, [`publish`] points each entry at what the backend's descriptor
-//! offers for it (`backend::Direct`): the backend's own function where it does exactly
+//! chosen and started, [`Entries::publish`] points each entry at what the backend's
+//! descriptor offers for it (`Direct`): the backend's own function where it does exactly
 //! what glibc's does, or the smallest wrapper that adds what it lacks. So the exported
 //! `malloc` is a single indirect jump to the backend's, whoever calls it: a program
 //! bound through the PLT (whose slot then skips even that jump), a `-fno-plt` one, a
 //! library loaded later, or a function pointer taken with `&malloc`, which keeps being
 //! the address of the exported function everywhere (C's function-pointer identity).
-use core::ffi::{c_int, c_void};
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 
+use crate::backend::descriptor::{AlignedAllocFn, CallocFn, FreeFn, MallocFn, PosixMemalignFn, ReallocFn, UsableSizeFn};
 use crate::backend::{Backend, BackendExt};
 use crate::bootstrap;
-
-pub type MallocFn = unsafe extern "C" fn(usize) -> *mut c_void;
-pub type FreeFn = unsafe extern "C" fn(*mut c_void);
-pub type CallocFn = unsafe extern "C" fn(usize, usize) -> *mut c_void;
-pub type ReallocFn = unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void;
-pub type PosixMemalignFn = unsafe extern "C" fn(*mut *mut c_void, usize, usize) -> c_int;
-pub type AlignedAllocFn = unsafe extern "C" fn(usize, usize) -> *mut c_void;
-pub type UsableSizeFn = unsafe extern "C" fn(*mut c_void) -> usize;
 
 /// One entry point's target: a function pointer of type `F`, read and written whole.
 pub struct Entry<F> {
@@ -35,7 +27,7 @@ pub struct Entry<F> {
 impl<F: Copy> Entry<F> {
     /// `f` must be a function pointer of type `F`, cast to a raw pointer (what a
     /// `static` initialiser can write).
-    const fn new(f: *mut ()) -> Self {
+    pub const fn new(f: *mut ()) -> Self {
         Entry { f: AtomicPtr::new(f), _type: PhantomData }
     }
 
@@ -73,71 +65,61 @@ pub struct Entries {
     pub malloc_usable_size: Entry<UsableSizeFn>,
 }
 
-use crate::exports::own;
-
-pub static ENTRY: Entries = Entries {
-    malloc: Entry::new(own::malloc as MallocFn as *mut ()),
-    free: Entry::new(own::free as FreeFn as *mut ()),
-    calloc: Entry::new(own::calloc as CallocFn as *mut ()),
-    realloc: Entry::new(own::realloc as ReallocFn as *mut ()),
-    posix_memalign: Entry::new(own::posix_memalign as PosixMemalignFn as *mut ()),
-    aligned_alloc: Entry::new(own::aligned_alloc as AlignedAllocFn as *mut ()),
-    malloc_usable_size: Entry::new(own::malloc_usable_size as UsableSizeFn as *mut ()),
-};
-
 /// The exported names of the entries, in the order of [`targets`].
 pub const NAMES: [&[u8]; 7] = [b"malloc", b"free", b"calloc", b"realloc", b"posix_memalign", b"aligned_alloc", b"malloc_usable_size"];
 
-/// Each entry's current target, in the order of [`NAMES`].
-pub fn targets() -> [usize; 7] {
-    let e = &ENTRY;
-    [
-        e.malloc.addr(),
-        e.free.addr(),
-        e.calloc.addr(),
-        e.realloc.addr(),
-        e.posix_memalign.addr(),
-        e.aligned_alloc.addr(),
-        e.malloc_usable_size.addr(),
-    ]
-}
+impl Entries {
+    /// Each entry's current target, in the order of [`NAMES`].
+    pub fn targets(&self) -> [usize; 7] {
+        let e = self;
+        [
+            e.malloc.addr(),
+            e.free.addr(),
+            e.calloc.addr(),
+            e.realloc.addr(),
+            e.posix_memalign.addr(),
+            e.aligned_alloc.addr(),
+            e.malloc_usable_size.addr(),
+        ]
+    }
 
-/// Points each entry at what `backend` offers for it (`backend::Direct`), once.
-///
-/// free, realloc and malloc_usable_size also take bootstrap-arena blocks in ours
-/// (`exports::own`), so they go to the backend only when no arena block is live (none
-/// can be made after the choice), or for free, when the backend ignores pointers it
-/// does not own.
-///
-/// # Safety
-/// `backend` is the chosen one, started (its options are final); called from the
-/// library's initialiser (the system backend looks functions up with `dlsym`, which
-/// must not run inside a malloc that ld.so called with its locks held).
-pub unsafe fn publish(backend: Backend) {
-    let ops = backend.ops();
-    // SAFETY: `backend` is the chosen, started one, from the initialiser (our contract).
-    let d = unsafe { (crate::backend::descriptor(backend).direct)() };
-    let arena_live = bootstrap::live() != 0;
-    let e = &ENTRY;
-    e.malloc.set(ops.malloc);
-    if !arena_live || d.free_ignores_foreign {
-        e.free.set(ops.free);
-    }
-    if let Some(f) = d.calloc {
-        e.calloc.set(f);
-    }
-    if let Some(f) = d.posix_memalign {
-        e.posix_memalign.set(f);
-    }
-    if let Some(f) = d.aligned_alloc {
-        e.aligned_alloc.set(f);
-    }
-    if !arena_live {
-        if let Some(f) = d.realloc {
-            e.realloc.set(f);
+    /// Points each entry at what `backend` offers for it (`Direct`), once.
+    ///
+    /// free, realloc and malloc_usable_size also take bootstrap-arena blocks in ours
+    /// (`exports::own`), so they go to the backend only when no arena block is live (none
+    /// can be made after the choice), or for free, when the backend ignores pointers it
+    /// does not own.
+    ///
+    /// # Safety
+    /// `backend` is the chosen one, started (its options are final); called from the
+    /// library's initialiser (the system backend looks functions up with `dlsym`, which
+    /// must not run inside a malloc that ld.so called with its locks held).
+    pub unsafe fn publish(&self, backend: Backend) {
+        let ops = backend.ops();
+        // SAFETY: `backend` is the chosen, started one, from the initialiser (our contract).
+        let d = unsafe { backend.direct() };
+        let arena_live = bootstrap::live() != 0;
+        let e = self;
+        e.malloc.set(ops.malloc);
+        if !arena_live || d.free_ignores_foreign {
+            e.free.set(ops.free);
         }
-        if let Some(f) = d.usable_size {
-            e.malloc_usable_size.set(f);
+        if let Some(f) = d.calloc {
+            e.calloc.set(f);
+        }
+        if let Some(f) = d.posix_memalign {
+            e.posix_memalign.set(f);
+        }
+        if let Some(f) = d.aligned_alloc {
+            e.aligned_alloc.set(f);
+        }
+        if !arena_live {
+            if let Some(f) = d.realloc {
+                e.realloc.set(f);
+            }
+            if let Some(f) = d.usable_size {
+                e.malloc_usable_size.set(f);
+            }
         }
     }
 }

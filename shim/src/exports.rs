@@ -2,11 +2,11 @@
 //! whatever the backend does natively, plus the `allocshim_*` query functions.
 //!
 //! malloc, free, calloc, realloc, posix_memalign, aligned_alloc and
-//! malloc_usable_size are one indirect jump through their entry (`entry.rs`): to the
-//! backend's own function where it behaves as glibc's, to the smallest wrapper where
-//! it does not, or to the shim's own implementation ([`own`]), where everything that
-//! normalises behaviour (NULL, size 0, overflow, alignment rules, errno, the bootstrap
-//! arena) sits on paths the common case does not take.
+//! malloc_usable_size are one indirect jump through their entry ([`ENTRY`], see
+//! `entry.rs`): to the backend's own function where it behaves as glibc's, to the
+//! smallest wrapper where it does not, or to the shim's own implementation ([`own`]),
+//! where everything that normalises behaviour (NULL, size 0, overflow, alignment
+//! rules, errno, the bootstrap arena) sits on paths the common case does not take.
 //!
 //! Not exported, on purpose (see README, "Exported functions"): the `__libc_*`
 //! aliases (callers use them to reach glibc itself), `mallinfo`/`mallinfo2`/`mallopt`/
@@ -17,9 +17,10 @@
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr::null_mut;
 
+use crate::backend::descriptor::{AlignedAllocFn, CallocFn, FreeFn, MallocFn, PosixMemalignFn, ReallocFn, UsableSizeFn};
 use crate::backend::{Backend, BackendExt, ALL};
 use crate::bootstrap;
-use crate::entry::ENTRY;
+use crate::entry::{Entries, Entry};
 use crate::init::{self, ops};
 use crate::sys::{einval, enomem, page_size};
 
@@ -28,11 +29,24 @@ const MIN_ALIGN: usize = core::mem::size_of::<usize>();
 /// Larger objects cannot exist (pointer differences would overflow).
 const MAX_SIZE: usize = isize::MAX as usize;
 
-// The entry points most programs call are one indirect jump through their entry
-// (`entry.rs`): to the backend's own function where it does exactly what ours below
-// would, or to a small wrapper of it, or to ours. No frame of their own, nothing done
-// after the call: errno, NULL and the rest are whatever the function jumped to does,
-// which tests/c/api.c, errno.c and rlimit.c check for every backend.
+/// Where the entry points most programs call jump: first to the shim's own
+/// implementations ([`own`]), then to what the chosen backend offers
+/// (`Entries::publish`, from the library's initialiser).
+pub static ENTRY: Entries = Entries {
+    malloc: Entry::new(own::malloc as MallocFn as *mut ()),
+    free: Entry::new(own::free as FreeFn as *mut ()),
+    calloc: Entry::new(own::calloc as CallocFn as *mut ()),
+    realloc: Entry::new(own::realloc as ReallocFn as *mut ()),
+    posix_memalign: Entry::new(own::posix_memalign as PosixMemalignFn as *mut ()),
+    aligned_alloc: Entry::new(own::aligned_alloc as AlignedAllocFn as *mut ()),
+    malloc_usable_size: Entry::new(own::malloc_usable_size as UsableSizeFn as *mut ()),
+};
+
+// The entry points most programs call are one indirect jump through their entry: to
+// the backend's own function where it does exactly what ours below would, or to a
+// small wrapper of it, or to ours. No frame of their own, nothing done after the
+// call: errno, NULL and the rest are whatever the function jumped to does, which
+// tests/c/api.c, errno.c and rlimit.c check for every backend.
 
 /// # Safety
 /// None: any size. The result is NULL (errno ENOMEM) or a block of at least `size`
@@ -142,9 +156,9 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
 }
 
 /// The shim's own implementations: glibc's contract over any backend's primitives
-/// (`Ops`), and the bootstrap arena's blocks. Every entry starts here; `entry::publish`
-/// replaces the ones the chosen backend can serve directly.
-pub(crate) mod own {
+/// (`Ops`), and the bootstrap arena's blocks. Every entry starts here;
+/// `Entries::publish` replaces the ones the chosen backend can serve directly.
+mod own {
     use super::*;
 
     /// # Safety
@@ -373,7 +387,7 @@ pub extern "C" fn allocshim_reason() -> *const c_char {
 /// The preset in force (`ALLOCSHIM_PRESET`): "default" or "low-memory".
 #[no_mangle]
 pub extern "C" fn allocshim_preset() -> *const c_char {
-    crate::preset::preset().name().as_ptr()
+    init::preset().name().as_ptr()
 }
 
 /// The active backend's options that a preset may set, their effective values (read
@@ -381,7 +395,7 @@ pub extern "C" fn allocshim_preset() -> *const c_char {
 /// "narenas=2 (preset low-memory), dirty_decay_ms=5000 (MALLOC_CONF), ...".
 #[no_mangle]
 pub extern "C" fn allocshim_options() -> *const c_char {
-    crate::preset::options_c()
+    init::options()
 }
 
 /// The active backend's own figures: bytes allocated and resident, as it counts them

@@ -5,18 +5,24 @@
 //! the `BOOT` table: its entries run `ensure()` and then either dispatch again or,
 //! while nothing can be chosen yet, serve from the bootstrap arena. After READY the
 //! table is the chosen backend's and never changes again; a forked child inherits it,
-//! an exec'd program starts over.
-use core::ffi::{c_char, c_int, c_void};
+//! an exec'd program starts over. What the selection recorded (the reason, the preset
+//! and the effective options) is read here too, once the choice is published. The
+//! library's load and exit hooks, which start the selection at the latest, are
+//! `hooks.rs`.
+use core::ffi::{c_char, c_void};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering::*};
 
-use crate::backend::{Backend, BackendExt, Ops};
-use crate::bootstrap;
-use crate::env::Env;
-use crate::once::{c_string, SelectionCell};
-use crate::report::{self, Line};
-use crate::{entry, rebind};
-use crate::{scope, select, vars};
+use allocshim_select::env::Env;
+use allocshim_select::line::{warn, Line};
 use allocshim_select::preset::{self, Preset};
+use allocshim_select::profile::{self, Implied};
+use allocshim_select::{rules, scope, vars};
+
+use crate::backend::descriptor::Ops;
+use crate::backend::{Backend, BackendExt};
+use crate::bootstrap;
+use crate::once::{c_string, SelectionCell};
+use crate::report;
 
 const UNINIT: u8 = 0;
 const SELECTING: u8 = 1;
@@ -29,6 +35,11 @@ static CHOSEN: AtomicU8 = AtomicU8::new(Backend::System as u8);
 /// Why the chosen backend serves, NUL-terminated for `allocshim_reason`; written by
 /// the selection before READY (see `once`).
 static REASON: SelectionCell<[u8; 512]> = SelectionCell::new([0; 512]);
+/// The preset in force, for `allocshim_preset`; written as REASON is.
+static PRESET: SelectionCell<Preset> = SelectionCell::new(Preset::Default);
+/// The chosen backend's effective options (`options`), NUL-terminated for
+/// `allocshim_options`; written as REASON is.
+static OPTIONS: SelectionCell<[u8; 512]> = SelectionCell::new([0; 512]);
 static EXIT_STATS: AtomicU8 = AtomicU8::new(0);
 /// The global lookup of `malloc` finds ours: the precondition for pre-binding lazy slots.
 static INTERPOSED: AtomicBool = AtomicBool::new(false);
@@ -62,6 +73,43 @@ pub fn reason() -> *const c_char {
     // SAFETY: after `chosen()`, which orders this read after the selection's write
     // (see there). The pointer stays valid: the cell is a static.
     unsafe { REASON.get().as_ptr().cast() }
+}
+
+/// The preset in force.
+pub fn preset() -> Preset {
+    chosen();
+    // SAFETY: as in `reason`.
+    unsafe { *PRESET.get() }
+}
+
+/// The chosen backend's effective options and where each came from, as a C string.
+pub fn options() -> *const c_char {
+    chosen();
+    // SAFETY: as in `reason`.
+    unsafe { OPTIONS.get().as_ptr().cast() }
+}
+
+/// From the library's initialiser: chooses now with `envp` (the block ld.so passes to
+/// initialisers) if nothing chose yet; whether the backend is chosen and started.
+pub fn at_load(envp: *const *const c_char) -> bool {
+    ensure(Some(envp));
+    STATE.load(Acquire) == READY
+}
+
+/// Whether a backend is chosen and started (READY).
+pub fn ready() -> bool {
+    STATE.load(Acquire) == READY
+}
+
+/// The selection found that the global lookup of `malloc` finds ours: the
+/// precondition for pre-binding lazy PLT slots (`rebind`).
+pub fn malloc_is_ours() -> bool {
+    INTERPOSED.load(Relaxed)
+}
+
+/// `ALLOCSHIM_STATS` asked for the exit report.
+pub fn stats_at_exit() -> bool {
+    EXIT_STATS.load(Relaxed) != 0
 }
 
 enum Ready {
@@ -114,8 +162,12 @@ fn ensure(envp: Option<*const *const c_char>) -> Ready {
 unsafe fn select_and_start(env: &Env) {
     let ours = interposed();
     INTERPOSED.store(ours, Relaxed);
-    let mut choice = select::decide(env, &mut |w| w.print());
-    crate::backend::jemalloc::profile::imply(env, &mut choice);
+    let mut choice = rules::decide(env, &mut |w| w.print());
+    // Heap profiling implies jemalloc where no variable chose a backend; where one
+    // chose another, one warning.
+    if profile::imply(env, &mut choice) == Implied::Overridden {
+        warn(&profile::overridden_line(&choice));
+    }
     let (mut backend, mut reason, mut preset) = (choice.backend, choice.reason, preset::read(env, &mut |w| w.print()));
     // Only a process the environment asks something of reads ALLOCSHIM_ONLY/EXCEPT
     // and its own names (nothing of this in plain `system` mode, secure mode included).
@@ -136,7 +188,7 @@ unsafe fn select_and_start(env: &Env) {
             // program's own business). Said only when something was asked and lost.
             let mut l = Line::new();
             l.str("malloc in this process is not liballocshim's (loaded with dlopen, or the program brings its own malloc); passing through to glibc");
-            report::warn(&l);
+            warn(&l);
             reason = l;
             dormant = true;
         }
@@ -154,7 +206,7 @@ unsafe fn select_and_start(env: &Env) {
             l.str(" (limit ").size(refusal.limit as u64).str(")");
         }
         l.str("; using system");
-        report::warn(&l);
+        warn(&l);
         reason.str("; ").bytes(l.as_bytes());
         backend = Backend::System;
         // SAFETY: as above; `system` never refuses.
@@ -162,7 +214,7 @@ unsafe fn select_and_start(env: &Env) {
     }
     // SAFETY: the selecting thread, `backend` started, the choice not yet published
     // (our caller's contract).
-    let options = unsafe { crate::preset::record(backend, env, preset) };
+    let options = unsafe { record(backend, env, preset) };
 
     CHOSEN.store(backend as u8, Relaxed);
     // SAFETY: the selecting thread before the choice is published (our caller's
@@ -171,15 +223,32 @@ unsafe fn select_and_start(env: &Env) {
     ACTIVE.store(backend.ops() as *const Ops as *mut Ops, Release);
 
     // `flag` reads nothing in secure mode.
-    if select::flag(env, vars::ALLOCSHIM_VERBOSE, &mut |w| w.print()) {
+    if rules::flag(env, vars::ALLOCSHIM_VERBOSE, &mut |w| w.print()) {
         report::verbose_choice(backend, reason.as_bytes());
         if !dormant && env.get(vars::ALLOCSHIM_PRESET).is_some_and(|v| !v.trim_ascii().is_empty()) {
             report::verbose_options(preset, options.as_bytes());
         }
     }
-    if select::flag(env, vars::ALLOCSHIM_STATS, &mut |w| w.print()) {
+    if rules::flag(env, vars::ALLOCSHIM_STATS, &mut |w| w.print()) {
         EXIT_STATS.store(1, Relaxed);
     }
+}
+
+/// Records the preset and the effective options of the started backend (for the
+/// query API), and returns the options' text (for the verbose line).
+///
+/// # Safety
+/// Only from the selecting thread, after `backend` started, before the choice is published.
+unsafe fn record(backend: Backend, env: &Env, preset: Preset) -> Line {
+    let mut out = Line::new();
+    backend.describe(env, preset, &mut out);
+    // SAFETY: the selecting thread before the choice is published (our caller's
+    // contract); each reference is the only one to its cell while it is used.
+    unsafe {
+        *PRESET.get_mut() = preset;
+        c_string(OPTIONS.get_mut(), out.as_bytes());
+    }
+    out
 }
 
 /// Whether the process resolves `malloc` to this library. It does not when the
@@ -216,55 +285,6 @@ fn interposed() -> bool {
     // of the loaded object that `global` belongs to, mapped while that object is.
     let defined_elsewhere = found.dli_fbase != ours.dli_fbase && !sym.is_null() && unsafe { (*sym).st_shndx } != 0;
     !defined_elsewhere
-}
-
-// ---------------------------------------------------------------------------------
-// Load and exit hooks. Written as raw .init_array/.fini_array entries rather than with
-// the `ctor` crate because the initialiser needs its `envp` argument (libc's `environ`
-// is not guaranteed to be set for it) and an explicit priority: 100 runs before the
-// default-priority constructors of anything else linked into this library.
-
-#[used]
-#[link_section = ".init_array.00100"]
-static ON_LOAD: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = on_load;
-
-extern "C" fn on_load(_argc: c_int, _argv: *const *const c_char, envp: *const *const c_char) {
-    ensure(Some(envp));
-    if STATE.load(Acquire) != READY {
-        return;
-    }
-    // Here, not inside the selection: that may run inside a malloc called by ld.so
-    // with its locks held, and `system` looks glibc's functions up with dlsym, and the
-    // walk over the loaded objects takes one of those locks. A selection that happened
-    // earlier is published and rebound now, before main.
-    // SAFETY: the backend is chosen and started (READY), and this is the library's
-    // initialiser: this thread holds no ld.so lock but the ones ld.so takes around
-    // initialisers, which dlsym, dl_iterate_phdr and dladdr may take again.
-    unsafe {
-        entry::publish(chosen());
-        rebind::rebind(INTERPOSED.load(Relaxed));
-    }
-    // Heap profiling's unwinder, signal handler and thread: here for the same reason.
-    if chosen() == Backend::Jemalloc {
-        crate::backend::jemalloc::profile::on_load();
-    }
-}
-
-#[used]
-#[link_section = ".fini_array.00100"]
-static ON_EXIT: extern "C" fn() = on_exit;
-
-extern "C" fn on_exit() {
-    if STATE.load(Acquire) != READY {
-        return;
-    }
-    let backend = chosen();
-    if EXIT_STATS.load(Relaxed) != 0 {
-        report::exit_stats(backend);
-    }
-    // SAFETY: the library's destructor, which runs once, and `backend` is the chosen
-    // one (READY): what `at_exit` requires.
-    unsafe { backend.at_exit() };
 }
 
 // ---------------------------------------------------------------------------------

@@ -2,11 +2,15 @@
 //!
 //! Reading order for a newcomer: `allocshim_select` (the backends' names and the
 //! rules that pick one, shared with the `allocshim` crate), [`backend`] (what the
-//! library does with each), [`init`] (choosing once, before the first
-//! allocation is served), [`exports`] (the C ABI and glibc's semantics), [`entry`]
-//! (where each exported function jumps once the backend is chosen), [`rebind`]
-//! (binding the process's PLT calls of those functions straight to the same targets),
-//! [`report`] (warnings, verbose line, exit statistics).
+//! library does with each: one module per backend), [`init`] (choosing once, before
+//! the first allocation is served), [`hooks`] (what runs at load and at exit),
+//! [`exports`] (the C ABI and glibc's semantics), [`entry`] (where each exported
+//! function jumps once the backend is chosen), [`rebind`] (binding the process's PLT
+//! calls of those functions straight to the same targets), [`report`] (the verbose
+//! line and exit statistics).
+//!
+//! Each module imports only modules below it: no two import each other, directly or
+//! through others (tests/maps.rs checks it; the layers: docs/layout.md).
 //!
 //! The crate is `no_std`: nothing here can allocate through Rust's allocator, which
 //! would re-enter this very `malloc`. Panics abort (see Cargo profiles) and the code
@@ -19,16 +23,13 @@ mod bootstrap;
 mod cpus;
 mod entry;
 mod exports;
+mod hooks;
 mod init;
 mod once;
-mod preset;
+mod options;
 mod rebind;
 mod report;
 mod sys;
-mod trimmer;
-
-// The rules and the environment reader are shared with the `allocshim` crate.
-use allocshim_select::{env, rules as select, scope, vars};
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {

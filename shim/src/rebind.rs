@@ -38,7 +38,8 @@
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
-use crate::entry::{self, NAMES};
+use crate::entry::NAMES;
+use crate::exports::ENTRY;
 
 #[cfg(target_arch = "x86_64")]
 mod arch {
@@ -134,7 +135,7 @@ pub unsafe fn rebind(interposed: bool) {
     if DONE.swap(true, Relaxed) {
         return;
     }
-    let target = entry::targets();
+    let target = ENTRY.targets();
 
     // The main namespace's list: walk back from our own entry (we are preloaded into it).
     const RTLD_DL_LINKMAP: c_int = 2; // <dlfcn.h>

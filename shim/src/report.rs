@@ -1,7 +1,7 @@
 //! Everything the library prints: warnings, the verbose start line, exit statistics.
-//! All of it is assembled in fixed stack buffers and written with raw `write(2)`.
-pub use allocshim_select::line::{warn, Line};
-
+//! All of it is assembled in fixed stack buffers (`allocshim_select::line`) and
+//! written with raw `write(2)`.
+use allocshim_select::line::{warn, Line};
 use allocshim_select::preset::Preset;
 
 use crate::backend::{Backend, BackendExt};

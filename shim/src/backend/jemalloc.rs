@@ -5,15 +5,19 @@
 //! jemalloc's compiled-in options at plain `MALLOC_CONF` (what users of standalone
 //! jemalloc set) and initialises it right away, inside the selection, so that the
 //! allocations of its own init (pthread_atfork, keys) come from the bootstrap arena.
+//! Its options (preset, profiler, user) are merged in `conf`; heap profiling is
+//! `profile`.
 use core::ffi::{c_char, c_int, c_void, CStr};
 
 use allocshim_backends::jemalloc;
+use allocshim_select::env::Env;
+use allocshim_select::preset::Preset;
+use allocshim_select::usage::Usage;
 use tikv_jemalloc_sys as je;
 
-use super::{Descriptor, Direct, Ops, ReallocFn, Refusal, UsableSizeFn, Usage};
-use crate::env::Env;
-use allocshim_select::preset::Preset;
+use super::descriptor::{Descriptor, Direct, Ops, ReallocFn, Refusal, UsableSizeFn};
 
+mod conf;
 pub mod profile;
 
 extern "C" {
@@ -25,11 +29,12 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
     version,
     ops: Ops { malloc: je::malloc, calloc: je::calloc, realloc: je::realloc, free: je::free, memalign, usable_size },
     start,
+    on_load: Some(profile::on_load),
     at_exit: profile::at_exit,
     trim,
     print_stats,
     usage,
-    describe: crate::preset::describe_jemalloc,
+    describe: conf::describe,
     direct,
 };
 
@@ -105,11 +110,11 @@ unsafe extern "C" fn usable_size(p: *mut c_void) -> usize {
 /// From the selecting thread, once, before the choice is published.
 unsafe fn start(env: &Env, preset: Preset) -> Result<(), Refusal> {
     // MALLOC_CONF, after the preset's and the profiler's options when there are some
-    // (crate::preset, profile).
+    // (conf, profile).
     // SAFETY: we are the selecting thread, before the choice is published (our contract).
     let profiling = unsafe { profile::conf(env) };
     // SAFETY: as above.
-    if let Some(conf) = unsafe { crate::preset::jemalloc_conf(env, preset, profiling) } {
+    if let Some(conf) = unsafe { conf::merged(env, preset, profiling) } {
         // SAFETY: only the selecting thread writes it, once, and jemalloc reads it
         // only in the init just below, in this thread; it points into the environment
         // block (or the preset's buffer), both unchanged while jemalloc reads it.

@@ -3,17 +3,22 @@
 //! Its load-time constructor is compiled out (MI_PRIM_HAS_PROCESS_ATTACH, see
 //! .cargo/config.toml); `start` and `at_exit` run the same process init/done, but
 //! only in processes that chose mimalloc. mimalloc reads its `MIMALLOC_*` options
-//! itself during that init, exactly as a standalone mimalloc does.
-use core::ffi::{c_int, c_void, CStr};
+//! itself during that init, exactly as a standalone mimalloc does; the low-memory
+//! preset only changes their defaults first ([`LOW_MEMORY`]).
+use core::ffi::{c_int, c_long, c_void, CStr};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use allocshim_backends::mimalloc;
+use allocshim_select::env::Env;
+use allocshim_select::line::Line;
+use allocshim_select::preset::Preset;
+use allocshim_select::usage::Usage;
+use allocshim_select::vars;
 use libmimalloc_sys as mi;
 
-use super::{Descriptor, Direct, Ops, Refusal, UsableSizeFn, Usage};
-use crate::env::Env;
+use super::descriptor::{Descriptor, Direct, Ops, Refusal, UsableSizeFn};
+use crate::options;
 use crate::sys::{einval, enomem, errno, set_errno};
-use allocshim_select::preset::Preset;
 
 extern "C" {
     // What mimalloc's own constructor/destructor call (src/init.c).
@@ -28,11 +33,12 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
     version,
     ops: Ops { malloc: mi::mi_malloc, calloc: mi::mi_calloc, realloc: mi::mi_realloc, free: mi::mi_free, memalign, usable_size },
     start,
+    on_load: None,
     at_exit,
     trim,
     print_stats,
     usage,
-    describe: crate::preset::describe_mimalloc,
+    describe,
     direct,
 };
 
@@ -132,7 +138,7 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 unsafe fn start(_env: &Env, preset: Preset) -> Result<(), Refusal> {
     // SAFETY: before mimalloc's init (which reads MIMALLOC_* over these defaults),
     // from the selecting thread: our own contract.
-    unsafe { crate::preset::mimalloc_defaults(preset) };
+    unsafe { preset_defaults(preset) };
     // SAFETY: mimalloc's process init, run once (our contract), as its constructor would.
     unsafe { _mi_auto_process_init() };
     // mimalloc counts NUMA nodes lazily, in the first allocation that needs an arena,
@@ -181,4 +187,65 @@ unsafe fn print_stats() {
 /// For the started mimalloc (`Descriptor`).
 unsafe fn usage() -> Usage {
     mimalloc::usage()
+}
+
+// ---------------------------------------------------------------------------------
+// The low-memory preset and the options report
+
+/// The low-memory preset: (option name as `MIMALLOC_<NAME>` spells it, its legacy
+/// name, index in `mi_option_t` (the same in 2.x and 3.x for these), value).
+const LOW_MEMORY: &[(&str, Option<&str>, c_int, c_long)] =
+    &[("purge_delay", Some("reset_delay"), 15, 0), ("arena_purge_mult", None, 24, 1)];
+
+/// `MIMALLOC_<NAME>` (upper case) for an option name, in `buf`.
+fn var<'a>(buf: &'a mut [u8; 64], name: &str) -> &'a [u8] {
+    let prefix = vars::MIMALLOC_OPTION_PREFIX.as_bytes();
+    buf[..prefix.len()].copy_from_slice(prefix);
+    for (i, c) in name.bytes().enumerate() {
+        buf[prefix.len() + i] = c.to_ascii_uppercase();
+    }
+    &buf[..prefix.len() + name.len()]
+}
+
+/// The variable that sets mimalloc option `name` (or its legacy name), if any: those
+/// win over the preset because mimalloc reads them after `mi_option_set_default`.
+fn user(env: &Env, name: &str, legacy: Option<&str>) -> Option<Line> {
+    for n in core::iter::once(name).chain(legacy) {
+        let mut buf = [0u8; 64];
+        let var = var(&mut buf, n);
+        if env.get(var).is_some() {
+            let mut l = Line::new();
+            l.bytes(var);
+            return Some(l);
+        }
+    }
+    None
+}
+
+/// Sets the preset's values as mimalloc's defaults. Must run before mimalloc's process
+/// init, which reads `MIMALLOC_*` and so lets every variable the user set win.
+///
+/// # Safety
+/// Before mimalloc is initialised, from the selecting thread.
+unsafe fn preset_defaults(preset: Preset) {
+    if preset == Preset::LowMemory {
+        for &(_, _, index, value) in LOW_MEMORY {
+            // SAFETY: `index` is a valid `mi_option_t` (the table's); before mimalloc
+            // is initialised, in the selecting thread (our caller's contract), nothing
+            // else reads or writes the option meanwhile.
+            unsafe { mi::mi_option_set_default(index, value) };
+        }
+    }
+}
+
+/// mimalloc's effective values of the preset's options, read back with `mi_option_get`.
+fn describe(env: &Env, preset: Preset, out: &mut Line) {
+    for &(name, legacy, index, _) in LOW_MEMORY {
+        options::name(out, name);
+        // SAFETY: `index` is a valid `mi_option_t` (the table's, the same in mimalloc
+        // 2.x and 3.x); mi_option_get only reads the option (reading it from the
+        // environment first if that has not happened yet).
+        options::signed(out, unsafe { mi::mi_option_get(index) } as i64);
+        options::source(out, user(env, name, legacy).as_ref().map(Line::as_bytes), preset);
+    }
 }

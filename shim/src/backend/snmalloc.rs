@@ -10,12 +10,13 @@
 use core::ffi::{c_int, c_void, CStr};
 
 use allocshim_backends::snmalloc;
-use snmalloc_sys as sn;
-
-use super::{Descriptor, Direct, Ops, Refusal, UsableSizeFn, Usage};
-use crate::env::Env;
+use allocshim_select::env::Env;
 use allocshim_select::line::{warn, Line};
 use allocshim_select::preset::Preset;
+use allocshim_select::usage::Usage;
+use snmalloc_sys as sn;
+
+use super::descriptor::{cannot_trim, nothing, Descriptor, Direct, Ops, Refusal, UsableSizeFn};
 
 extern "C" {
     // In the libc-api build but not declared by snmalloc-sys.
@@ -28,12 +29,13 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
     version,
     ops: Ops { malloc: sn::sn_malloc, calloc: sn::sn_calloc, realloc: sn::sn_realloc, free: sn::sn_free, memalign, usable_size },
     start,
-    at_exit: super::nothing,
+    on_load: None,
+    at_exit: nothing,
     // snmalloc returns memory to the OS by itself and has no call to ask it to.
-    trim: super::cannot_trim,
+    trim: cannot_trim,
     print_stats,
     usage,
-    describe: crate::preset::describe_snmalloc,
+    describe,
     direct,
 };
 
@@ -135,4 +137,9 @@ fn print_stats() {
 
 fn usage() -> Usage {
     snmalloc::usage()
+}
+
+/// snmalloc has no run-time options: nothing to describe but that.
+fn describe(_env: &Env, _preset: Preset, out: &mut Line) {
+    out.str("none (snmalloc has no run-time options)");
 }

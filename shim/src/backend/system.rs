@@ -1,15 +1,22 @@
 //! `system`: glibc's own allocator, reached through its `__libc_*` entry points
 //! (which the shim deliberately does not export, so these always bind to glibc).
 //! The few functions glibc has no `__libc_` name for are looked up once, lazily,
-//! with `dlsym(RTLD_NEXT)`.
+//! with `dlsym(RTLD_NEXT)` (`glibc`). Under the low-memory preset: glibc's options set
+//! with `mallopt` ([`LOW_MEMORY`]) and the trimming helper thread (`trimmer`).
 use core::ffi::{c_int, c_void, CStr};
-use core::sync::atomic::{AtomicPtr, Ordering};
 
 use allocshim_backends::system;
+use allocshim_select::env::Env;
+use allocshim_select::line::Line;
+use allocshim_select::preset::{self, Preset};
+use allocshim_select::usage::Usage;
+use allocshim_select::vars;
 
-use super::{AlignedAllocFn, Descriptor, Direct, Ops, PosixMemalignFn, Refusal, UsableSizeFn, Usage};
-use crate::env::Env;
-use allocshim_select::preset::Preset;
+use super::descriptor::{nothing, AlignedAllocFn, Descriptor, Direct, Ops, Refusal};
+use crate::options;
+
+mod glibc;
+mod trimmer;
 
 extern "C" {
     fn __libc_malloc(size: usize) -> *mut c_void;
@@ -30,11 +37,12 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
         usable_size,
     },
     start,
-    at_exit: super::nothing,
+    on_load: None,
+    at_exit: nothing,
     trim,
     print_stats,
     usage,
-    describe: crate::preset::describe_glibc,
+    describe,
     direct,
 };
 
@@ -46,7 +54,7 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
 /// # Safety
 /// From the library's initialiser (`dlsym`).
 unsafe fn direct() -> Direct {
-    let (posix_memalign, aligned_alloc, usable_size) = (next_posix_memalign(), next(&ALIGNED_ALLOC, c"aligned_alloc"), next_usable_size());
+    let (posix_memalign, aligned_alloc, usable_size) = (glibc::posix_memalign(), glibc::aligned_alloc(), glibc::usable_size());
     let aligned_alloc: Option<AlignedAllocFn> = if aligned_alloc.is_null() {
         None
     } else if core::ptr::eq(aligned_alloc.cast_const().cast::<()>(), __libc_memalign as *const ()) {
@@ -78,13 +86,13 @@ unsafe extern "C" fn aligned_alloc_before_2_38(align: usize, size: usize) -> *mu
 }
 
 /// glibc needs no start; a preset's options are set now, at load time, before the
-/// program starts any thread (crate::preset).
+/// program starts any thread.
 ///
 /// # Safety
 /// From the selecting thread, before the choice is published.
 unsafe fn start(env: &Env, preset: Preset) -> Result<(), Refusal> {
-    // SAFETY: we are the selecting thread (our contract), as glibc_apply asks.
-    unsafe { crate::preset::glibc_apply(env, preset) };
+    // SAFETY: we are the selecting thread (our contract), as apply_preset asks.
+    unsafe { apply_preset(env, preset) };
     Ok(())
 }
 
@@ -92,83 +100,94 @@ fn version() -> &'static CStr {
     system::version()
 }
 
-/// glibc's definition of `name`, the one our own export of the same name shadows,
-/// or NULL; cached in `cache`.
-fn next(cache: &AtomicPtr<c_void>, name: &CStr) -> *mut c_void {
-    let mut f = cache.load(Ordering::Relaxed);
-    if f.is_null() {
-        // SAFETY: a lookup of a NUL-terminated name; dlsym keeps no pointer to it.
-        f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
-        cache.store(f, Ordering::Relaxed);
-    }
-    f
-}
-
-static USABLE_SIZE: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
-static POSIX_MEMALIGN: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
-static ALIGNED_ALLOC: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
-
-fn next_posix_memalign() -> Option<PosixMemalignFn> {
-    let f = next(&POSIX_MEMALIGN, c"posix_memalign");
-    // SAFETY: glibc's posix_memalign has this type.
-    (!f.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, PosixMemalignFn>(f) })
-}
-
-fn next_usable_size() -> Option<UsableSizeFn> {
-    let f = next(&USABLE_SIZE, c"malloc_usable_size");
-    // SAFETY: glibc's malloc_usable_size has this type.
-    (!f.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, UsableSizeFn>(f) })
-}
-static TRIM: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
-static STATS: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
-static MALLINFO2: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
-
 /// # Safety
 /// `p` a live block of glibc's malloc (`Ops::usable_size`).
 unsafe extern "C" fn usable_size(p: *mut c_void) -> usize {
     // SAFETY: glibc's malloc_usable_size, and `p` is a live glibc block (our contract).
-    next_usable_size().map_or(0, |f| unsafe { f(p) })
+    glibc::usable_size().map_or(0, |f| unsafe { f(p) })
 }
 
 /// # Safety
 /// For glibc's malloc (always started).
 unsafe fn trim(pad: usize) -> bool {
-    let f = next(&TRIM, c"malloc_trim");
-    if f.is_null() {
-        return false;
-    }
-    // SAFETY: glibc's malloc_trim has this type and takes any pad.
-    unsafe {
-        let f: unsafe extern "C" fn(usize) -> c_int = core::mem::transmute(f);
-        f(pad) != 0
-    }
+    glibc::malloc_trim(pad)
 }
 
 /// # Safety
 /// For glibc's malloc (always started).
 unsafe fn print_stats() {
-    let f = next(&STATS, c"malloc_stats");
-    if !f.is_null() {
-        // SAFETY: glibc's malloc_stats has this type and takes nothing.
-        unsafe {
-            let f: unsafe extern "C" fn() = core::mem::transmute(f);
-            f()
-        }
-    }
+    glibc::malloc_stats()
 }
 
 /// # Safety
 /// For glibc's malloc (always started).
 unsafe fn usage() -> Usage {
-    let f = next(&MALLINFO2, c"mallinfo2");
-    if f.is_null() {
-        return Usage::default();
+    glibc::mallinfo2().map_or(Usage::default(), |m| system::usage(&m))
+}
+
+// ---------------------------------------------------------------------------------
+// The low-memory preset and the options report
+
+/// The low-memory preset: (`mallopt` parameter, name, the environment variable and
+/// the tunable a user sets it with, value).
+const LOW_MEMORY: &[(c_int, &str, &str, &str, c_int)] = &[(M_ARENA_MAX, "arena_max", vars::MALLOC_ARENA_MAX, "glibc.malloc.arena_max", 2)];
+
+const M_ARENA_MAX: c_int = -8; // <malloc.h>
+
+/// What the user set for a glibc option: its environment variable, or the tunable in
+/// `GLIBC_TUNABLES`. glibc applies those itself; the preset must not override them.
+fn user(env: &Env, var: &'static str, tunable: &str) -> Option<&'static str> {
+    if env.get(var.as_bytes()).is_some() {
+        return Some(var);
     }
-    // SAFETY: glibc's mallinfo2 (2.33+) has this type: it takes nothing and returns
-    // `struct mallinfo2` (libc's declaration of it) by value.
-    let m = unsafe {
-        let f: unsafe extern "C" fn() -> libc::mallinfo2 = core::mem::transmute(f);
-        f()
-    };
-    system::usage(&m)
+    let tunables = env.get(vars::GLIBC_TUNABLES)?;
+    let set = tunables.split(|&b| b == b':').any(|t| t.split(|&b| b == b'=').next() == Some(tunable.as_bytes()));
+    set.then_some(vars::GLIBC_TUNABLES)
+}
+
+/// Applies the preset to glibc's malloc with `mallopt`, at load time (before the
+/// program starts threads), skipping every option the user set, and asks for the
+/// trimming helper.
+///
+/// # Safety
+/// From the selecting thread.
+unsafe fn apply_preset(env: &Env, preset: Preset) {
+    if preset != Preset::LowMemory {
+        return;
+    }
+    trimmer::want(preset::trim_interval(env, preset, &mut |w| w.print()));
+    for &(param, _, var, tunable, value) in LOW_MEMORY {
+        if user(env, var, tunable).is_none() {
+            // SAFETY: mallopt takes plain integers (a known parameter and a positive
+            // value) and takes glibc's arena lock itself.
+            unsafe { glibc::mallopt(param, value) };
+        }
+    }
+}
+
+/// What the preset set, and by whom: glibc has no getter for these. Also read
+/// without a preset (and in secure mode): an `arena_max` the user set is reported.
+fn describe(env: &Env, preset: Preset, out: &mut Line) {
+    if preset == Preset::LowMemory {
+        // Read again, silently: the warning, if any, was printed when it was applied.
+        let mut ignored = false;
+        let every = preset::trim_interval(env, preset, &mut |_| ignored = true);
+        match every {
+            0 => out.str("trim=off"),
+            s => out.str("trim=every ").num(u64::from(s)).str(" s"),
+        };
+        let set = env.get(vars::ALLOCSHIM_TRIM_INTERVAL).is_some_and(|v| !v.trim_ascii().is_empty()) && !ignored;
+        options::source(out, set.then_some(vars::ALLOCSHIM_TRIM_INTERVAL.as_bytes()), preset);
+    }
+    for &(_, name, var, tunable, value) in LOW_MEMORY {
+        options::name(out, name);
+        let user = user(env, var, tunable);
+        match user {
+            Some(v) if v == var => out.bytes(env.get(v.as_bytes()).unwrap_or(b"?")),
+            Some(_) => out.str("as tuned"),
+            None if preset == Preset::LowMemory => out.num(value as u64),
+            None => out.str("8-per-core"), // glibc's default on 64-bit
+        };
+        options::source(out, user.map(str::as_bytes), preset);
+    }
 }

@@ -4,7 +4,7 @@
 //! * At selection (`conf`): the settings are read (`allocshim_select::profile`), the
 //!   directory made and proved writable (a probe file, profile.c), and jemalloc's
 //!   options `prof:true,prof_active:false,prof_prefix:DIR/PROGRAM` handed to
-//!   `crate::preset::jemalloc_conf`, before the user's `MALLOC_CONF`, which wins
+//!   `conf::merged`, before the user's `MALLOC_CONF`, which wins
 //!   option by option.
 //! * At the library's initialiser (`on_load`), never inside malloc: the unwinder is
 //!   loaded (unwind.c), sampling started (`prof.active`), and profile.c installs the
@@ -24,14 +24,13 @@ use core::ffi::{c_char, c_int, CStr};
 use core::ptr::{addr_of, null_mut};
 use core::sync::atomic::{AtomicBool, Ordering::*};
 
-use allocshim_select::profile::{self as settings, Implied, Signal};
-use allocshim_select::rules::Choice;
-use allocshim_select::vars;
+use allocshim_select::env::Env;
+use allocshim_select::line::{warn, Line};
+use allocshim_select::profile::{self as settings, Signal};
+use allocshim_select::{rules, vars};
 use tikv_jemalloc_sys as je;
 
-use crate::env::Env;
 use crate::once::SelectionCell;
-use crate::report::{warn, Line};
 
 extern "C" {
     // unwind.c
@@ -70,14 +69,6 @@ static PLAN: SelectionCell<Plan> = SelectionCell::new(Plan { every: 0, growth: 0
 /// CONF_PREFIX, then the dumps' prefix (DIR/PROGRAM): jemalloc's options.
 static CONF: SelectionCell<[u8; CONF_CAP]> = SelectionCell::new([0; CONF_CAP]);
 
-/// Profiling implies jemalloc where no variable chose a backend (the shared rule,
-/// `allocshim_select::profile::imply`); where one chose another, one warning.
-pub fn imply(env: &Env, choice: &mut Choice) {
-    if settings::imply(env, choice) == Implied::Overridden {
-        warn(&settings::overridden_line(choice));
-    }
-}
-
 /// jemalloc's profiling options for this process, or None when `ALLOCSHIM_PROFILE`
 /// does not ask for profiling or its directory cannot be written (one warning).
 ///
@@ -114,7 +105,7 @@ pub unsafe fn conf(env: &Env) -> Option<&'static [u8]> {
         // SAFETY: a pure computation on its arguments.
         unsafe { allocshim_prof_signal(kind, n.into()) }
     });
-    plan.verbose = crate::select::flag(env, vars::ALLOCSHIM_VERBOSE, &mut |_| {});
+    plan.verbose = rules::flag(env, vars::ALLOCSHIM_VERBOSE, &mut |_| {});
     let sets_active = |v: &[u8]| v.split(|&b| b == b',').any(|pair| pair.trim_ascii().starts_with(b"prof_active:"));
     plan.user_active = [vars::MALLOC_CONF, vars::RJEM_MALLOC_CONF].iter().any(|v| env.get(v).is_some_and(sets_active));
     ON.store(true, Relaxed);

@@ -1,10 +1,9 @@
 //! glibc under `ALLOCSHIM_PRESET=low-memory`: a helper thread that gives the free pages
 //! inside glibc's heaps back to the OS every second (`ALLOCSHIM_TRIM_INTERVAL`), with
-//! `malloc_trim(0)` (what
-//! Fullstaq Ruby's "malloctrim" builds do after each GC). glibc returns memory on its
-//! own only from the top of a heap; a threaded server whose long-lived blocks are
-//! spread through its heaps keeps every page it ever touched below them. Measured in
-//! docs/servers.md.
+//! `malloc_trim(0)` (what Fullstaq Ruby's "malloctrim" builds do after each GC). glibc
+//! returns memory on its own only from the top of a heap; a threaded server whose
+//! long-lived blocks are spread through its heaps keeps every page it ever touched
+//! below them. Measured in docs/servers.md.
 //!
 //! Started lazily, by the program's first `pthread_create`: the library exports
 //! `pthread_create` for that, and in every process that did not ask for trimming the
@@ -20,7 +19,7 @@
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering::*};
 
-use crate::backend::{Backend, BackendExt};
+use super::glibc;
 
 /// Seconds between two trims, set by the selection when glibc serves the process under
 /// a preset that trims; 0: no helper.
@@ -123,7 +122,7 @@ extern "C" fn helper(_: *mut c_void) -> *mut c_void {
     loop {
         // SAFETY: a relative sleep on a valid timespec; an interruption just trims early.
         unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &interval, core::ptr::null_mut()) };
-        // SAFETY: glibc serves this process (INTERVAL_S is set only then) and is always started.
-        unsafe { Backend::System.trim(0) };
+        // glibc serves this process: INTERVAL_S is set only then.
+        glibc::malloc_trim(0);
     }
 }
