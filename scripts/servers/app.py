@@ -1,5 +1,5 @@
 """A JSON endpoint for gunicorn with threads (Debian's gunicorn, /usr/bin/python3),
-used by scripts/servers/measure to measure allocators on a threaded Python server:
+used by scripts/soak to measure allocators on a threaded Python server:
 each request builds a list of records, renders it as JSON and stores a piece of
 varying size in a cache shared by all threads (bounded, so RSS growth is
 fragmentation, not data)."""

@@ -1,5 +1,5 @@
 # A Rails-like JSON endpoint for Puma (Debian's puma + ruby-rack), used by
-# scripts/servers/measure to measure allocators on a threaded Ruby server: each
+# scripts/soak to measure allocators on a threaded Ruby server: each
 # request builds a list of records, renders it as JSON and stores a piece of varying
 # size in a cache shared by all threads (bounded, so RSS growth is fragmentation,
 # not data).

@@ -128,7 +128,7 @@ static DONE: AtomicBool = AtomicBool::new(false);
 /// `malloc` first in the global lookup.
 ///
 /// # Safety
-/// Call after the entries are published (`entry::publish`), from the library
+/// Call after the entries are published (`Entries::publish`), from the library
 /// initialiser (no ld.so lock held by this thread), with no other thread able to
 /// unload objects.
 pub unsafe fn rebind(interposed: bool) {
