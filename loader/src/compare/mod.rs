@@ -2,10 +2,10 @@
 //! interleaved, with medians, ranges and ratios, as a table, JSON and an SVG chart.
 //! `scripts/bench` drives this same engine; `--load` turns it to servers (`server`).
 mod cleanup;
+pub mod figures;
 pub mod measure;
 pub mod server;
 pub mod summarize;
-pub mod summary;
 pub mod svg;
 
 use std::ffi::OsString;
@@ -19,8 +19,8 @@ use allocshim_select::preset::Preset;
 use allocshim_select::vars::ALLOCSHIM_PRESET;
 
 use crate::{elf, launch, locate, probe};
+use figures::Comparison;
 use measure::Variant;
-use summary::Comparison;
 
 #[derive(clap::Args)]
 pub struct Args {

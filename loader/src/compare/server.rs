@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::cleanup;
+use super::figures::Comparison;
 use super::measure::{self, describe, parse_metrics, Failure, Once, Outcome, Sample, Variant};
-use super::summary::Comparison;
 
 pub struct Plan<'a> {
     pub variants: &'a [Variant],

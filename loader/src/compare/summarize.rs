@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use super::summary::{ratio, Comparison, Ratio, Spread};
+use super::figures::{ratio, Comparison, Ratio, Spread};
 
 #[derive(clap::Args)]
 pub struct Args {

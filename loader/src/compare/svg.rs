@@ -2,7 +2,7 @@
 //! line over the min–max range, for wall time and for peak RSS, side by side.
 use std::fmt::Write;
 
-use super::summary::{Comparison, Spread};
+use super::figures::{Comparison, Spread};
 
 const PALETTE: [&str; 8] = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f"];
 const WIDTH: u32 = 900;
@@ -21,7 +21,7 @@ fn render(c: &Comparison) -> String {
         c.plan_text(),
         esc(&c.baseline)
     );
-    type Pick = fn(&super::summary::Figures) -> Spread;
+    type Pick = fn(&super::figures::Figures) -> Spread;
     /// (title, which figure, scale to the unit shown, unit)
     type Panel = (&'static str, Pick, f64, &'static str);
     let panels: [Panel; 2] =
