@@ -156,17 +156,17 @@ pub fn ratio_chart(title: &str, pairs: &[String], rows: &[ChartRow]) -> String {
     s
 }
 
+// The plot area of [`rss_over_time`]: its height, left margin and width.
+const H: f64 = 320.0;
+const LEFT: f64 = 70.0;
+const W: f64 = 560.0;
+
 /// Server mode: the server's RSS over the load, one colour per variant, one line per
 /// run; the legend gives each variant's median RSS over the last third and its ratio.
 fn rss_over_time(c: &Comparison) -> String {
-    const H: f64 = 320.0;
-    const LEFT: f64 = 70.0;
-    const W: f64 = 560.0;
     const WIDE: u32 = 1040; // room for the legend
     let top = 76.0;
     let legend_x = LEFT + W + 30.0;
-    // Past the palette, colours come back dashed.
-    let dash = |i: usize| if i >= PALETTE.len() { r#" stroke-dasharray="6 3""# } else { "" };
     let height = (top + H + 50.0).max(top + 20.0 * c.rows.len() as f64 + 20.0).ceil() as u32;
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let runs = || c.rows.iter().enumerate().flat_map(|(i, r)| r.outcome.samples.iter().map(move |s| (i, &s.rss_series)));
@@ -196,6 +196,35 @@ fn rss_over_time(c: &Comparison) -> String {
         x(t_max) - x(t_max * 2.0 / 3.0),
         top - 3.0
     );
+    rss_axes(&mut s, top, (t_top, t_step), (r_top, r_step), x, y);
+    for (i, series) in runs() {
+        if series.is_empty() {
+            continue;
+        }
+        let points: Vec<String> = series.iter().map(|p| format!("{:.1},{:.1}", x(p.0), y(mib(p.1)))).collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5"{}/>"#,
+            points.join(" "),
+            PALETTE[i % PALETTE.len()],
+            dash(i)
+        );
+    }
+    rss_legend(&mut s, c, legend_x, top);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The grid and axes of [`rss_over_time`]: RSS ticks every `r_step` MiB up to `r_top`,
+/// time ticks every `t_step` s up to `t_top`, placed by `x` and `y`.
+fn rss_axes(
+    s: &mut String,
+    top: f64,
+    (t_top, t_step): (f64, f64),
+    (r_top, r_step): (f64, f64),
+    x: impl Fn(f64) -> f64,
+    y: impl Fn(f64) -> f64,
+) {
     for k in 0..=(r_top / r_step).round() as u32 {
         let m = r_step * f64::from(k);
         let _ = writeln!(s, r##"<line x1="{LEFT}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#ddd"/>"##, y(m), LEFT + W);
@@ -230,19 +259,20 @@ fn rss_over_time(c: &Comparison) -> String {
         r##"<text x="14" y="{:.1}" fill="#555" transform="rotate(-90 14 {0:.1})" text-anchor="middle">RSS (MiB)</text>"##,
         top + H / 2.0
     );
-    for (i, series) in runs() {
-        if series.is_empty() {
-            continue;
-        }
-        let points: Vec<String> = series.iter().map(|p| format!("{:.1},{:.1}", x(p.0), y(mib(p.1)))).collect();
-        let _ = writeln!(
-            s,
-            r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5"{}/>"#,
-            points.join(" "),
-            PALETTE[i % PALETTE.len()],
-            dash(i)
-        );
+}
+
+/// Past the palette, colours come back dashed: the line style of variant `i`.
+fn dash(i: usize) -> &'static str {
+    if i >= PALETTE.len() {
+        r#" stroke-dasharray="6 3""#
+    } else {
+        ""
     }
+}
+
+/// The legend of [`rss_over_time`] at (`legend_x`, `top`): per variant, its colour, its
+/// median RSS over the last third and its ratio to the baseline, or that it failed.
+fn rss_legend(s: &mut String, c: &Comparison, legend_x: f64, top: f64) {
     for (i, r) in c.rows.iter().enumerate() {
         let ly = top + 20.0 * i as f64;
         let _ = writeln!(
@@ -263,8 +293,6 @@ fn rss_over_time(c: &Comparison) -> String {
         };
         let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, legend_x + 18.0, ly + 10.0, esc(&what));
     }
-    s.push_str("</svg>\n");
-    s
 }
 
 /// The SVG root of a `width` × `height` chart on white, with its title.
