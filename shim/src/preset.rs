@@ -168,6 +168,8 @@ pub(crate) fn describe_snmalloc(_env: &Env, _preset: Preset, out: &mut Line) {
     out.str("none (snmalloc has no run-time options)");
 }
 
+#[inline(never)]
+#[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
 pub(crate) fn describe_jemalloc(env: &Env, preset: Preset, out: &mut Line) {
     extern "C" {
         // jemalloc.c's option variables (`unsigned`, `ssize_t`, `ssize_t`, `bool`).
@@ -252,6 +254,8 @@ pub unsafe fn mimalloc_defaults(preset: Preset) {
 }
 
 /// mimalloc's effective values, read back with `mi_option_get`.
+#[inline(never)]
+#[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
 pub(crate) fn describe_mimalloc(env: &Env, preset: Preset, out: &mut Line) {
     for &(name, legacy, index, _) in MIMALLOC {
         sep(out);
