@@ -7,22 +7,45 @@
 use allocshim_tests::*;
 use serde_json::Value;
 
-/// Processes whose command line contains `word`.
-fn processes_with(word: &str) -> Vec<String> {
+/// Processes started under the scratch directory `tmp` (the TMPDIR each test gives the
+/// driver, inherited by Redis, `compare`, the servers and the loads): the tests run in
+/// parallel, so a process is matched by its environment, not by a name another test's
+/// soak shares.
+fn processes_under(tmp: &std::path::Path) -> Vec<String> {
+    let marker = format!("TMPDIR={}", tmp.display());
     let mut found = vec![];
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(word) && !cmdline.contains("cargo") {
-                found.push(format!("{}: {cmdline}", e.file_name().to_string_lossy()));
-            }
+        let Ok(environ) = std::fs::read(e.path().join("environ")) else { continue };
+        if environ.split(|&b| b == 0).any(|v| v == marker.as_bytes()) {
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            found.push(format!("{}: {}", e.file_name().to_string_lossy(), String::from_utf8_lossy(&cmdline).replace('\0', " ")));
         }
     }
     found
 }
 
+/// A fresh TMPDIR for one test's soak.
+fn scratch(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("allocshim-soak-test-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn soak_in(tmp: &std::path::Path, args: &[&str]) -> Output {
+    run(workspace().join("scripts/soak"), args)
+        .no_preload()
+        .env("ALLOCSHIM_LIB", lib())
+        .env("ALLOCSHIM_CLI", cli())
+        .env("TMPDIR", tmp)
+        .timeout(900)
+        .output()
+}
+
 fn soak(args: &[&str]) -> Output {
-    run(workspace().join("scripts/soak"), args).no_preload().env("ALLOCSHIM_LIB", lib()).env("ALLOCSHIM_CLI", cli()).timeout(900).output()
+    let tmp = scratch("args");
+    let out = soak_in(&tmp, args);
+    let _ = std::fs::remove_dir_all(&tmp);
+    out
 }
 
 const VARIANTS: [&str; 8] =
@@ -30,8 +53,9 @@ const VARIANTS: [&str; 8] =
 
 #[test]
 fn every_workload_runs_under_every_variant_and_nothing_is_left_running() {
-    let out_dir = std::env::temp_dir().join(format!("allocshim-soak-test-{}", std::process::id()));
-    let out = soak(&["--short", "--out", &out_dir.display().to_string()]);
+    let tmp = scratch("all");
+    let out_dir = tmp.join("results");
+    let out = soak_in(&tmp, &["--short", "--out", &out_dir.display().to_string()]);
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
     for (workload, throughput) in [("sidekiq", "jobs_per_s"), ("puma", "requests_per_s"), ("gunicorn", "requests_per_s")] {
         let json = out_dir.join(format!("{workload}.json"));
@@ -64,12 +88,9 @@ fn every_workload_runs_under_every_variant_and_nothing_is_left_running() {
         assert!(md.contains("| jemalloc+low-memory |") && md.contains("× arena2"), "{md}");
         assert!(std::fs::read_to_string(out_dir.join(format!("{workload}.svg"))).unwrap().contains("<polyline"));
     }
-    let _ = std::fs::remove_dir_all(&out_dir);
-    // Redis ran on a socket under an allocshim-soak.* directory; the servers from
-    // scripts/servers.
-    for word in ["allocshim-soak.", "scripts/servers/"] {
-        assert_eq!(processes_with(word), Vec::<String>::new(), "left running");
-    }
+    // Not Redis, not a server, not a load.
+    assert_eq!(processes_under(&tmp), Vec::<String>::new(), "left running");
+    let _ = std::fs::remove_dir_all(&tmp);
 }
 
 #[test]
@@ -89,29 +110,33 @@ fn bad_arguments_name_the_value_and_what_is_accepted() {
 
 #[test]
 fn a_stopped_soak_leaves_nothing_running() {
+    let tmp = scratch("stop");
     let mut child = std::process::Command::new(workspace().join("scripts/soak"))
         .args(["--short", "sidekiq"])
         .env("ALLOCSHIM_LIB", lib())
         .env("ALLOCSHIM_CLI", cli())
+        .env("TMPDIR", &tmp)
         .env_remove("LD_PRELOAD")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Sidekiq itself, not the driver's or compare's command line that names it.
+    let sidekiq =
+        || processes_under(&tmp).into_iter().any(|p| p.contains("sidekiq") && !p.contains("scripts/soak") && !p.contains(" compare "));
     let t0 = std::time::Instant::now();
-    while processes_with("sidekiq_job.rb").is_empty() && t0.elapsed().as_secs() < 60 {
+    while !sidekiq() && t0.elapsed().as_secs() < 60 {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(!processes_with("sidekiq_job.rb").is_empty(), "Sidekiq never started");
+    assert!(sidekiq(), "Sidekiq never started: {:?}", processes_under(&tmp));
     let stopped = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(stopped.success());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{status:?}");
     let t1 = std::time::Instant::now();
-    while !(processes_with("allocshim-soak.").is_empty() && processes_with("sidekiq_job.rb").is_empty()) && t1.elapsed().as_secs() < 5 {
+    while !processes_under(&tmp).is_empty() && t1.elapsed().as_secs() < 5 {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    for word in ["allocshim-soak.", "sidekiq_job.rb"] {
-        assert_eq!(processes_with(word), Vec::<String>::new(), "left running after SIGTERM");
-    }
+    assert_eq!(processes_under(&tmp), Vec::<String>::new(), "left running after SIGTERM");
+    let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -30,6 +30,8 @@ impl Line {
     pub fn str(&mut self, s: &str) -> &mut Line {
         self.bytes(s.as_bytes())
     }
+    #[inline(never)]
+    #[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
     pub fn num(&mut self, mut n: u64) -> &mut Line {
         let mut digits = [0u8; 20];
         let mut i = digits.len();
@@ -44,6 +46,8 @@ impl Line {
         self.bytes(&digits[i..])
     }
     /// Bytes as a short human figure: "812 KiB", "3.4 MiB".
+    #[inline(never)]
+    #[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
     pub fn size(&mut self, n: u64) -> &mut Line {
         const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
         let mut unit = 0;

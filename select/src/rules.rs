@@ -123,6 +123,8 @@ impl Warning<'_> {
     }
 
     /// Prints the line on stderr (raw write(2), errno kept): `allocshim: <line>`.
+    #[inline(never)]
+    #[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
     pub fn print(&self) {
         line::warn(&self.line());
     }

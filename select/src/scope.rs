@@ -395,6 +395,8 @@ impl<'a> Lists<'a> {
     /// matches ruby*", "left on system by ALLOCSHIM_EXCEPT=\"node*\": program node
     /// matches node*", "left on system by ALLOCSHIM_ONLY=\"ruby\": program node
     /// (binary nodejs, script app.js) is not listed". Nothing for `Unscoped`.
+    #[inline(never)]
+    #[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
     pub fn explain(&self, verdict: &Verdict, names: &Names, l: &mut Line) {
         let (var, value) = match verdict {
             Verdict::Unscoped => return,
