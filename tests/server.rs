@@ -122,6 +122,46 @@ fn every_variant_is_started_loaded_sampled_and_stopped() {
     assert_eq!(processes_with(&t), Vec::<String>::new(), "servers left running");
 }
 
+#[test]
+fn only_runs_the_variants_it_names() {
+    // arena2 is built on `none` and system+low-memory on `system`; neither base runs.
+    let json = temp("only.json");
+    let t = tag("only");
+    let load = format!("python3 {} 50 2", py("load.py"));
+    let out = compare(
+        &[
+            "--backends",
+            "system",
+            "--variant",
+            "none=",
+            "--env-variant",
+            "arena2=none:MALLOC_ARENA_MAX=2",
+            "--env-variant",
+            "system+low-memory=system:ALLOCSHIM_PRESET=low-memory",
+            "--only",
+            "system+low-memory,arena2",
+            "--baseline",
+            "arena2",
+            "--load",
+            &load,
+        ],
+        &["serve", &t],
+        &json,
+    );
+    assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+    let rows = rows(&json);
+    let labels: Vec<&str> = rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["arena2", "system+low-memory"]);
+    assert!(row(&rows, "arena2")["served_by"].is_null(), "nothing preloaded");
+    assert_eq!(row(&rows, "system+low-memory")["served_by"], "system");
+    assert!(out.stderr.contains("allocshim compare: 2 of 2 done"), "{}", out.stderr);
+
+    let out = compare(&["--variant", "none=", "--only", "none,arena2", "--load", "true"], &["serve", &t], &json);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("--only none,arena2: there is no variant labelled arena2 (there are: none)"), "{}", out.stderr);
+    assert_eq!(processes_with(&t), Vec::<String>::new(), "servers left running");
+}
+
 /// `compare` on tests/py/worker.py, which listens on no port: ready when DIR/ready-$PORT
 /// exists, loaded by its own `enqueue`.
 fn compare_worker(args: &[&str], dir: &Path, json: &Path) -> Output {

@@ -94,13 +94,32 @@ fn every_workload_runs_under_every_variant_and_nothing_is_left_running() {
 }
 
 #[test]
+fn variants_runs_only_those_and_always_the_baseline() {
+    let tmp = scratch("variants");
+    let out_dir = tmp.join("results");
+    let out = soak_in(&tmp, &["--short", "--variants", "jemalloc+low-memory", "--out", &out_dir.display().to_string(), "puma"]);
+    assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+    let c: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("puma.json")).unwrap()).unwrap();
+    let labels: Vec<&str> = c["rows"].as_array().unwrap().iter().map(|r| r["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["arena2", "jemalloc+low-memory"]);
+    assert_eq!(c["rows"][1]["served_by"], "jemalloc");
+    assert!(!out_dir.join("sidekiq.json").exists(), "only the workload asked for");
+    assert_eq!(processes_under(&tmp), Vec::<String>::new(), "left running");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
 fn bad_arguments_name_the_value_and_what_is_accepted() {
     for (args, want) in [
         (&["redis"][..], "soak: unknown workload 'redis' (accepted: sidekiq, puma, gunicorn, json-puma, json-gunicorn)"),
         (&["--minutes", "0"][..], "soak: --minutes 0: expected a number of minutes above 0, e.g. 10 or 0.5"),
         (&["--minutes", "ten"][..], "soak: --minutes ten: expected a number of minutes above 0, e.g. 10 or 0.5"),
         (&["--rounds", "0"][..], "soak: --rounds 0: expected a whole number of runs, 1 or more"),
-        (&["--fast"][..], "soak: unknown option --fast (accepted: --minutes M, --rounds N, --short, --out DIR)"),
+        (&["--fast"][..], "soak: unknown option --fast (accepted: --minutes M, --rounds N, --variants LIST, --short, --out DIR)"),
+        (
+            &["--variants", "arena2,tcmalloc"][..],
+            "soak: unknown variant 'tcmalloc' in --variants (accepted: jemalloc,mimalloc,snmalloc,none,arena2,system+low-memory,jemalloc+low-memory,mimalloc+low-memory)",
+        ),
     ] {
         let out = soak(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);

@@ -40,6 +40,11 @@ pub struct Args {
     /// (BASE is another variant's label). Repeatable.
     #[arg(long = "env-variant", value_name = "LABEL=BASE:VAR=VALUE")]
     env_variants: Vec<String>,
+    /// Run only these of the variants the options above define, comma-separated labels
+    /// (e.g. `--only arena2,system+low-memory`: a variant can be the base of another
+    /// without running itself).
+    #[arg(long, value_delimiter = ',', value_name = "LABELS")]
+    only: Option<Vec<String>>,
     /// Server mode: CMD is a server that listens on 127.0.0.1:$PORT (or a worker, see
     /// --ready); per variant and round it is started, this load command runs against it
     /// (`sh -c`, with the same PORT; `wrk` output and `allocshim-metric` lines are
@@ -216,6 +221,15 @@ fn variants(a: &Args) -> Result<Vec<Variant>> {
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = out.iter().find(|v| !seen.insert(v.label.clone())) {
         bail!("two variants are labelled {}; labels must differ", dup.label);
+    }
+    if let Some(only) = &a.only {
+        if only.iter().any(|l| l.is_empty()) {
+            bail!("--only {}: an empty label; expected labels of variants, comma-separated (there are: {})", only.join(","), labels(&out));
+        }
+        if let Some(unknown) = only.iter().find(|l| !out.iter().any(|v| &v.label == *l)) {
+            bail!("--only {}: there is no variant labelled {unknown} (there are: {})", only.join(","), labels(&out));
+        }
+        out.retain(|v| only.contains(&v.label));
     }
     Ok(out)
 }
