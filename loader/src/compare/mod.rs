@@ -37,7 +37,7 @@ pub struct Args {
     presets: Vec<String>,
     /// A variant that is another variant plus environment variables:
     /// LABEL=BASE:VAR=VALUE[ VAR=VALUE...], e.g. 'arena2=none:MALLOC_ARENA_MAX=2'
-    /// (BASE is another variant's label). Repeatable.
+    /// (BASE is another variant's label or a backend of the library). Repeatable.
     #[arg(long = "env-variant", value_name = "LABEL=BASE:VAR=VALUE")]
     env_variants: Vec<String>,
     /// Run only these of the variants the options above define, comma-separated labels
