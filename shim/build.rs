@@ -41,39 +41,68 @@ fn main() {
     //    into tikv-jemalloc-sys's rlib, so the object is named as a member of that archive.
     //
     // 2. The code every process runs at load and exit gets an executable mapping of its
-    //    own: the PLT, the crt start/exit code, glue.c and the Rust code (the selection,
-    //    the rebinding, the exports: 34 KiB), then a one-byte read-only fence (glue.c)
-    //    that ends the segment, then the allocators' 670 KiB of text. On a read fault the
-    //    kernel maps up to 64-128 KiB of cached file pages around the faulting one
-    //    ("fault-around"), but never past the mapping: with one executable mapping, the
-    //    start-up code pulled in 80 KiB of allocator code at load and `__cxa_finalize`'s
-    //    PLT call (lld puts the PLT after .text) another 112 KiB at exit, in every
-    //    process, `system` mode included (docs/hot-path.md, "Start-up"). Objects these
-    //    patterns miss (another toolchain's names) only land in the big mapping. lld
-    //    (rustc's linker for x86_64) starts a segment at the fence; GNU ld (the aarch64
-    //    cross build's) keeps one executable segment, so there only the order changes.
-    //    crtbegin's and glue.c's code comes first: crtbegin's runs at every load and exit,
-    //    and placed after the Rust code it pulled a second 64 KiB window of the segment in.
-    //    What no process in `system` mode runs stays out of the small segment, so that its
-    //    64 KiB windows hold only what runs: the heap profiler's C code (profile.c,
-    //    unwind.c), and the Rust functions marked `#[link_section = ".allocshim.cold"]`
-    //    (jemalloc's start, the option descriptions, warnings and their number
-    //    formatting, the scope's explanations, cgroup quotas), placed after `.text`. A function marked so that start-up does run costs
-    //    a window of the big segment: tests/binary.rs checks that `system` mode maps none.
+    //    own: the PLT, the crt start/exit code, glue.c, the Rust code (the selection, the
+    //    rebinding, the exports: 38 KiB) and the few libc_nonshared and compiler-builtins
+    //    helpers the allocators call at their start (`atexit`, `pthread_atfork`,
+    //    `__popcountdi2`), then a one-byte read-only fence (glue.c) that ends the segment.
+    //    On a read fault the kernel maps up to 64-128 KiB of cached file pages around
+    //    the faulting one ("fault-around"), but never past the mapping: with one
+    //    executable mapping, the start-up code pulled in 80 KiB of allocator code at load
+    //    and `__cxa_finalize`'s PLT call (lld puts the PLT after .text) another 112 KiB
+    //    at exit, in every process, `system` mode included (docs/hot-path.md,
+    //    "Start-up"). crtbegin's and glue.c's code comes first: crtbegin's runs at every
+    //    load and exit, and placed after the Rust code it pulled a second 64 KiB window
+    //    of the segment in.
     //
-    // 3. The Rust code's read-only data (the variable names the selection looks up in
+    // 3. Each allocator's code and read-only data get mappings of their own too, the
+    //    Rust functions that only its start runs (`#[link_section = ".allocshim.<name>"]`)
+    //    first: its read-only data, after its code, ends the executable segment, and a
+    //    fence ends the read-only one. So a process maps the pages of the allocator it
+    //    chose and no window of another's: with one mapping for all three, mimalloc's
+    //    /bin/true had 220 KiB of text resident for its 70 KiB of code, and every
+    //    backend a second 64 KiB window of the first read-only segment for its strings
+    //    (docs/benchmarks.md, "Start-up RSS"). tests/binary.rs checks which mappings each
+    //    backend's start-up leaves resident.
+    //
+    // 4. What no start-up runs stays after `.text`, so that the windows above hold only
+    //    what runs: the heap profiler's C code (profile.c, unwind.c), and the Rust
+    //    functions marked `#[link_section = ".allocshim.cold"]` (warnings and their size
+    //    formatting, the scope's explanations, cgroup quotas, the profile's parsing). A
+    //    function marked so that a start-up does run costs a window of that segment.
+    //
+    //    lld (rustc's linker for x86_64) starts a segment at each change of flags; GNU ld
+    //    (the aarch64 cross build's) keeps one executable segment, so there only the
+    //    order changes. Objects these patterns miss (another toolchain's names) land in
+    //    `.text` with the rest.
+    //
+    // 5. The Rust code's read-only data (the variable names the selection looks up in
     //    every process, its messages) comes first in `.rodata`, right after the
     //    relocations that ld.so reads in full: in the first 64 KiB of the file, the
     //    window ld.so's reading maps anyway, rather than 12 KiB further on, which mapped
     //    the next 64 KiB too (`cat`: -128 KiB peak RSS, `sh`: -104 KiB).
+    const JEMALLOC: &str = "*libtikv_jemalloc_sys-*.rlib";
+    // (name, the archive rustc bundles the allocator's C/C++ objects into)
+    let allocators = [("mimalloc", "*liblibmimalloc_sys-*.rlib"), ("jemalloc", JEMALLOC), ("snmalloc", "*libsnmalloc_sys-*.rlib")];
+    let mut own = String::new();
+    for (name, archive) in allocators {
+        own += &format!(
+            "  .text.{name} : {{ *(.allocshim.{name}) {archive}:*(.text .text.*) }}\n  \
+             .rodata.{name} : {{ {archive}:*(.rodata .rodata.*) }}\n  \
+             .allocshim.fence.{name} : {{ KEEP(*(.allocshim.fence.{name})) }}\n"
+        );
+    }
     let script = out.join("layout.ld");
     fs::write(
         &script,
-        "SECTIONS {\n  /DISCARD/ : { *libtikv_jemalloc_sys-*.rlib:jemalloc.pic.o(.init_array .init_array.* .ctors .ctors.*) }\n}\nINSERT AFTER .text;\n\
-         SECTIONS {\n  .allocshim.cold : { *(.allocshim.cold) }\n}\nINSERT AFTER .text;\n\
-         SECTIONS {\n  .plt : { *(.plt) }\n  .text.allocshim : { *crtbegin*.o(.text .text.*) *liballocshim_glue.a:*-glue.o(.text .text.*) *.rcgu.o(.text .text.*) }\n  \
-         .allocshim.fence : { KEEP(*(.allocshim.fence)) }\n}\nINSERT BEFORE .text;\n\
-         SECTIONS {\n  .rodata.allocshim : { *.rcgu.o(.rodata .rodata.*) }\n}\nINSERT BEFORE .rodata;\n",
+        format!(
+            "SECTIONS {{\n  /DISCARD/ : {{ {JEMALLOC}:jemalloc.pic.o(.init_array .init_array.* .ctors .ctors.*) }}\n}}\nINSERT AFTER .text;\n\
+             SECTIONS {{\n  .allocshim.cold : {{ *(.allocshim.cold) }}\n}}\nINSERT AFTER .text;\n\
+             SECTIONS {{\n  .plt : {{ *(.plt) }}\n  \
+             .text.allocshim : {{ *crtbegin*.o(.text .text.*) *liballocshim_glue.a:*-glue.o(.text .text.*) *.rcgu.o(.text .text.*) \
+             *libc_nonshared.a:*(.text .text.*) *libcompiler_builtins-*.rlib:*(.text .text.*) }}\n  \
+             .allocshim.fence : {{ KEEP(*(.allocshim.fence)) }}\n{own}}}\nINSERT BEFORE .text;\n\
+             SECTIONS {{\n  .rodata.allocshim : {{ *.rcgu.o(.rodata .rodata.*) }}\n}}\nINSERT BEFORE .rodata;\n"
+        ),
     )
     .unwrap();
     println!("cargo:rustc-cdylib-link-arg=-Wl,-T,{}", script.display());

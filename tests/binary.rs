@@ -232,36 +232,71 @@ fn code_run_at_load_and_exit_has_a_small_executable_segment_of_its_own() {
     }
 }
 
+/// The file offset and size of each of the library's sections named in `names`.
+fn sections(names: &[&str]) -> Vec<(String, u64, u64)> {
+    let table = tool("readelf", &["-SW"]);
+    let mut found = vec![];
+    for line in table.lines() {
+        // "[Nr] Name Type Address Off Size ...": after the bracket, name and offsets.
+        let Some((_, rest)) = line.split_once(']') else { continue };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 4 && names.contains(&f[0]) {
+            found.push((f[0].to_string(), u64::from_str_radix(f[3], 16).unwrap(), u64::from_str_radix(f[4], 16).unwrap()));
+        }
+    }
+    assert_eq!(found.len(), names.len(), "sections {names:?} in readelf -SW:\n{table}");
+    found
+}
+
 #[test]
-fn a_system_mode_start_up_maps_none_of_the_big_executable_segment() {
-    // What the segments above are for, seen by the kernel: `cat` in `system` mode, the
-    // start-up every process pays, reads its own mappings. The library's small
-    // executable mapping may be resident, the big one (the allocators' text, and the
-    // code marked `.allocshim.cold`) not a page: a function that start-up runs, marked
-    // cold by mistake, would fault a 64 KiB window of it in.
+fn a_start_up_maps_the_code_of_its_own_backend_and_of_no_other() {
+    // What the segments of shim/build.rs are for, seen by the kernel: `cat` reads its own
+    // smaps under each backend. The small start-up segment is resident; of the
+    // allocators' code, only the chosen one's (none in `system` mode); the code no
+    // start-up runs (`.allocshim.cold`), never. A function of one backend that another's
+    // start-up calls, or a cold one that start-up runs, would fault a 64 KiB window of
+    // the wrong mapping in; and this is the kernel's own proof of which allocator ran.
     if !isa().binutils.is_empty() {
         return;
     }
-    let out = run("cat", &["/proc/self/smaps"]).output();
-    assert!(out.status.success(), "{}", out.stderr);
+    let names = [".text.allocshim", ".text.mimalloc", ".text.jemalloc", ".text.snmalloc", ".allocshim.cold"];
+    let sections = sections(&names);
     let lib_name = lib().file_name().unwrap().to_string_lossy().into_owned();
-    let mut mappings = vec![]; // (size KiB, Rss KiB) of the library's executable mappings
-    let mut current: Option<u64> = None;
-    for line in out.stdout.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() >= 5 && f[0].contains('-') && f[1].len() == 4 {
-            current = None;
-            if f[1].contains('x') && f.last().is_some_and(|p| p.ends_with(&lib_name)) {
-                let (a, b) = f[0].split_once('-').unwrap();
-                current = Some((u64::from_str_radix(b, 16).unwrap() - u64::from_str_radix(a, 16).unwrap()) >> 10);
+    for backend in allocshim_tests::BACKENDS {
+        let out = run("cat", &["/proc/self/smaps"]).backend(backend).output();
+        assert!(out.status.success(), "{}", out.stderr);
+        // (file offset, size, Rss) of each of the library's mappings, all in bytes
+        let mut mappings: Vec<(u64, u64, u64)> = vec![];
+        let mut current: Option<(u64, u64)> = None;
+        for line in out.stdout.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() >= 5 && f[0].contains('-') && f[1].len() == 4 {
+                current = None;
+                if f.last().is_some_and(|p| p.ends_with(&lib_name)) {
+                    let (a, b) = f[0].split_once('-').unwrap();
+                    let (a, b) = (u64::from_str_radix(a, 16).unwrap(), u64::from_str_radix(b, 16).unwrap());
+                    current = Some((u64::from_str_radix(f[2], 16).unwrap(), b - a));
+                }
+            } else if let (Some((offset, size)), ["Rss:", kib, "kB"]) = (current, f.as_slice()) {
+                mappings.push((offset, size, kib.parse::<u64>().unwrap() << 10));
             }
-        } else if let (Some(size), ["Rss:", kib, "kB"]) = (current, f.as_slice()) {
-            mappings.push((size, kib.parse::<u64>().unwrap()));
+        }
+        let rss_of = |section: &str| -> u64 {
+            let (_, offset, size) = sections.iter().find(|(n, _, _)| n == section).unwrap();
+            let middle = offset + size / 2;
+            let m = mappings.iter().find(|(o, s, _)| (*o..o + s).contains(&middle));
+            m.unwrap_or_else(|| panic!("[{backend}] no mapping of {lib_name} holds {section}: {mappings:?}")).2
+        };
+        let start = rss_of(".text.allocshim");
+        assert!(start > 0 && start <= 48 << 10, "[{backend}] start-up segment: {start} bytes resident");
+        assert_eq!(rss_of(".allocshim.cold"), 0, "[{backend}] a start-up faulted the cold code in");
+        for allocator in ["mimalloc", "jemalloc", "snmalloc"] {
+            let resident = rss_of(&format!(".text.{allocator}"));
+            if allocator == backend {
+                assert!(resident > 0, "[{backend}] its own code is not resident: {mappings:?}");
+            } else {
+                assert_eq!(resident, 0, "[{backend}] {allocator}'s code is resident: {mappings:?}");
+            }
         }
     }
-    assert_eq!(mappings.len(), 2, "two executable mappings of {lib_name}:\n{}", out.stdout);
-    let (small, big) = (mappings.iter().min().unwrap(), mappings.iter().max().unwrap());
-    assert!(big.0 > 512, "{mappings:?}");
-    assert_eq!(big.1, 0, "start-up faulted the big executable mapping in (size, Rss KiB: {mappings:?})");
-    assert!(small.1 > 0 && small.1 <= 48, "{mappings:?}");
 }

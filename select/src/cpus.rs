@@ -28,7 +28,7 @@ pub fn from_quota(quota: i64, period: i64) -> Option<u32> {
 
 /// cgroup v2's `cpu.max`: "QUOTA PERIOD" ("150000 100000"), or "max PERIOD" for none.
 #[inline(never)]
-#[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
+#[link_section = ".allocshim.cold"] // code a start-up runs only when asked: shim/build.rs
 pub fn quota_v2(cpu_max: &[u8]) -> Option<u32> {
     let mut words = cpu_max.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty());
     let (quota, period) = (words.next()?, words.next()?);
@@ -37,7 +37,7 @@ pub fn quota_v2(cpu_max: &[u8]) -> Option<u32> {
 
 /// cgroup v1's `cpu.cfs_quota_us` ("-1" for none) and `cpu.cfs_period_us`.
 #[inline(never)]
-#[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
+#[link_section = ".allocshim.cold"] // code a start-up runs only when asked: shim/build.rs
 pub fn quota_v1(quota: &[u8], period: &[u8]) -> Option<u32> {
     from_quota(number(quota.trim_ascii())?, number(period.trim_ascii())?)
 }

@@ -30,8 +30,10 @@ impl Line {
     pub fn str(&mut self, s: &str) -> &mut Line {
         self.bytes(s.as_bytes())
     }
+    // Not in `.allocshim.cold`: every start-up under jemalloc or mimalloc writes its
+    // options' numbers (init::record), and this small function would fault the cold
+    // segment in for that alone.
     #[inline(never)]
-    #[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
     pub fn num(&mut self, mut n: u64) -> &mut Line {
         let mut digits = [0u8; 20];
         let mut i = digits.len();
@@ -47,7 +49,7 @@ impl Line {
     }
     /// Bytes as a short human figure: "812 KiB", "3.4 MiB".
     #[inline(never)]
-    #[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
+    #[link_section = ".allocshim.cold"] // code a start-up runs only when asked: shim/build.rs
     pub fn size(&mut self, n: u64) -> &mut Line {
         const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
         let mut unit = 0;

@@ -163,7 +163,7 @@ const OPTIONS: &str =
 /// The settings in `raw`, or None when it turns profiling off (empty or an off word).
 /// Each item that means nothing is handed to `warn` and left out.
 #[inline(never)]
-#[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
+#[link_section = ".allocshim.cold"] // code a start-up runs only when asked: shim/build.rs
 pub fn parse<'a>(raw: &'a [u8], warn: &mut dyn FnMut(Ignored<'a>)) -> Option<Settings<'a>> {
     let raw = raw.trim_ascii();
     if let Some(on) = rules::switch(raw) {

@@ -124,7 +124,7 @@ impl Warning<'_> {
 
     /// Prints the line on stderr (raw write(2), errno kept): `allocshim: <line>`.
     #[inline(never)]
-    #[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
+    #[link_section = ".allocshim.cold"] // code a start-up runs only when asked: shim/build.rs
     pub fn print(&self) {
         line::warn(&self.line());
     }

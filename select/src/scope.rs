@@ -396,7 +396,7 @@ impl<'a> Lists<'a> {
     /// matches node*", "left on system by ALLOCSHIM_ONLY=\"ruby\": program node
     /// (binary nodejs, script app.js) is not listed". Nothing for `Unscoped`.
     #[inline(never)]
-    #[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
+    #[link_section = ".allocshim.cold"] // code a start-up runs only when asked: shim/build.rs
     pub fn explain(&self, verdict: &Verdict, names: &Names, l: &mut Line) {
         let (var, value) = match verdict {
             Verdict::Unscoped => return,

@@ -161,8 +161,11 @@ int __wrap_prctl(int option, ...) {
     return rc;
 }
 
-/* The end of the small executable segment that holds the code run at load and exit
- * (build.rs, layout.ld): a read-only section between it and the allocators' text makes
- * the linker start a new segment, so the kernel's fault-around at start-up cannot map
- * allocator code that `system` mode never runs. */
+/* The ends of the small executable segment that holds the code run at load and exit,
+ * and of each allocator's code and read-only data (build.rs, layout.ld): a read-only
+ * section after executable code makes the linker start a new segment, so the kernel's
+ * fault-around at start-up cannot map code that the chosen backend never runs. */
 __attribute__((used, section(".allocshim.fence"))) static const char allocshim_fence[1];
+__attribute__((used, section(".allocshim.fence.mimalloc"))) static const char allocshim_fence_mimalloc[1];
+__attribute__((used, section(".allocshim.fence.jemalloc"))) static const char allocshim_fence_jemalloc[1];
+__attribute__((used, section(".allocshim.fence.snmalloc"))) static const char allocshim_fence_snmalloc[1];

@@ -109,7 +109,7 @@ unsafe extern "C" fn usable_size(p: *mut c_void) -> usize {
 /// # Safety
 /// From the selecting thread, once, before the choice is published.
 #[inline(never)]
-#[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
+#[link_section = ".allocshim.jemalloc"] // with jemalloc's own code: shim/build.rs
 unsafe fn start(env: &Env, preset: Preset) -> Result<(), Refusal> {
     // MALLOC_CONF, after the preset's and the profiler's options when there are some
     // (conf, profile).

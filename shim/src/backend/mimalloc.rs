@@ -240,7 +240,7 @@ unsafe fn preset_defaults(preset: Preset) {
 
 /// mimalloc's effective values of the preset's options, read back with `mi_option_get`.
 #[inline(never)]
-#[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
+#[link_section = ".allocshim.mimalloc"] // with mimalloc's own code: shim/build.rs
 fn describe(env: &Env, preset: Preset, out: &mut Line) {
     for &(name, legacy, index, _) in LOW_MEMORY {
         options::name(out, name);

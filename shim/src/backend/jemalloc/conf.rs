@@ -102,7 +102,7 @@ fn user(confs: &[(&'static str, Option<&[u8]>); 2], name: &str) -> Option<&'stat
 /// jemalloc's effective values of the preset's options, read back from its option
 /// variables.
 #[inline(never)]
-#[link_section = ".allocshim.cold"] // code no `system` start-up runs: shim/build.rs
+#[link_section = ".allocshim.jemalloc"] // with jemalloc's own code: shim/build.rs
 pub fn describe(env: &Env, preset: Preset, out: &mut Line) {
     extern "C" {
         // jemalloc.c's option variables (`unsigned`, `ssize_t`, `ssize_t`, `bool`).
