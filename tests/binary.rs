@@ -259,7 +259,10 @@ fn a_start_up_maps_the_code_of_its_own_backend_and_of_no_other() {
     if !isa().binutils.is_empty() {
         return;
     }
-    let names = [".text.allocshim", ".text.mimalloc", ".text.jemalloc", ".text.snmalloc", ".allocshim.cold"];
+    // Every backend but `system` has its code in `.text.<backend>`.
+    let allocators: Vec<&str> = allocshim_tests::BACKENDS.into_iter().filter(|b| *b != "system").collect();
+    let own: Vec<String> = allocators.iter().map(|a| format!(".text.{a}")).collect();
+    let names: Vec<&str> = [".text.allocshim", ".allocshim.cold"].into_iter().chain(own.iter().map(String::as_str)).collect();
     let sections = sections(&names);
     let lib_name = lib().file_name().unwrap().to_string_lossy().into_owned();
     for backend in allocshim_tests::BACKENDS {
@@ -290,9 +293,9 @@ fn a_start_up_maps_the_code_of_its_own_backend_and_of_no_other() {
         let start = rss_of(".text.allocshim");
         assert!(start > 0 && start <= 48 << 10, "[{backend}] start-up segment: {start} bytes resident");
         assert_eq!(rss_of(".allocshim.cold"), 0, "[{backend}] a start-up faulted the cold code in");
-        for allocator in ["mimalloc", "jemalloc", "snmalloc"] {
-            let resident = rss_of(&format!(".text.{allocator}"));
-            if allocator == backend {
+        for (allocator, section) in allocators.iter().zip(&own) {
+            let resident = rss_of(section);
+            if *allocator == backend {
                 assert!(resident > 0, "[{backend}] its own code is not resident: {mappings:?}");
             } else {
                 assert_eq!(resident, 0, "[{backend}] {allocator}'s code is resident: {mappings:?}");

@@ -1,15 +1,10 @@
-/* peak-rss PROGRAM [ARG...]: runs PROGRAM and prints its peak resident set twice, in
- * KiB: "EXACT MAXRSS".
+/* peak-rss PROGRAM [ARG...]: runs PROGRAM and prints its peak resident set in KiB,
+ * exactly: what `/usr/bin/time -f %M` (ru_maxrss) cannot give. Since Linux 6.2 the
+ * kernel folds each CPU's page count into the total only every 32 pages, which
+ * ru_maxrss reads, and ru_maxrss also covers the forked child before its exec
+ * (docs/benchmarks.md, "Start-up RSS").
  *
- * MAXRSS is wait4's ru_maxrss, what `/usr/bin/time -f %M` prints. Since Linux 6.2 the
- * kernel keeps a process's page counts per CPU and folds them into the total only in
- * batches of 32 pages (percpu_counter_batch on machines of up to 16 CPUs), and
- * ru_maxrss reads the folded total: it moves in steps of up to 128 KiB per CPU and
- * per kind of page, so it cannot tell apart two start-ups a few pages apart. It also
- * covers the forked child before its exec: run with LD_PRELOAD set, /usr/bin/time's
- * own copy counts (docs/benchmarks.md, "Start-up RSS").
- *
- * EXACT is read while the program is stopped at its exit (ptrace's PTRACE_EVENT_EXIT,
+ * It is read while the program is stopped at its exit (ptrace's PTRACE_EVENT_EXIT,
  * before its memory is torn down): the larger of /proc/PID/smaps_rollup's Rss, which
  * the kernel counts page by page from the page tables on every kernel, and
  * /proc/PID/status's VmHWM, the peak it recorded, which Linux 6.18 sums over every
@@ -22,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
-#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,7 +55,6 @@ int main(int argc, char **argv) {
         _exit(127);
     }
     int status;
-    struct rusage ru;
     /* The first stop is the SIGTRAP of the successful exec. */
     if (waitpid(pid, &status, 0) < 0) {
         perror("peak-rss: waitpid");
@@ -79,8 +72,8 @@ int main(int argc, char **argv) {
     }
     long exact = -1;
     for (;;) {
-        if (wait4(pid, &status, 0, &ru) < 0) {
-            perror("peak-rss: wait4");
+        if (waitpid(pid, &status, 0) < 0) {
+            perror("peak-rss: waitpid");
             return 2;
         }
         if (WIFEXITED(status) || WIFSIGNALED(status)) break;
@@ -101,6 +94,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "peak-rss: could not read the resident set of %s at its exit\n", argv[1]);
         return 2;
     }
-    printf("%ld %ld\n", exact, ru.ru_maxrss);
+    printf("%ld\n", exact);
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
