@@ -182,7 +182,12 @@ fn glibc_arena_count_follows_the_preset_unless_the_user_set_it() {
 /// tests/c/trim.c's report under `vars`: helper threads at each point, RSS before and
 /// after 2.5 s, as numbers.
 fn trim_report(vars: &[(&str, &str)]) -> (String, [i64; 6]) {
-    let mut r = run(c_program("trim"), &[] as &[&str]).timeout(60);
+    trim_report_after(vars, 2500)
+}
+
+/// As `trim_report`, with RSS read `wait_ms` after the frees.
+fn trim_report_after(vars: &[(&str, &str)], wait_ms: u32) -> (String, [i64; 6]) {
+    let mut r = run(c_program("trim"), &[wait_ms.to_string()]).timeout(60);
     for (k, v) in vars {
         r = r.env(k, v);
     }
@@ -228,11 +233,33 @@ fn glibc_is_trimmed_by_a_helper_the_first_thread_starts() {
     let out = run("/bin/true", &[] as &[&str])
         .env(PRESET, "low-memory")
         .env("ALLOCSHIM_VERBOSE", "1")
-        .env("ALLOCSHIM_TRIM_INTERVAL", "1.5")
+        .env("ALLOCSHIM_TRIM_INTERVAL", "0.001")
         .success()
         .unwrap();
-    assert!(out.stderr.starts_with("allocshim: ignoring ALLOCSHIM_TRIM_INTERVAL=\"1.5\": expected whole seconds from 0 (off) to 3600\n"));
+    assert!(out.stderr.starts_with(
+        "allocshim: ignoring ALLOCSHIM_TRIM_INTERVAL=\"0.001\": expected seconds from 0.01 to 3600, such as 1 or 0.2, or 0 (off)\n"
+    ));
     assert_eq!(reported(&out), "low-memory: trim=every 1 s (preset low-memory), arena_max=2 (preset low-memory)");
+}
+
+#[test]
+fn a_sub_second_trim_interval_trims_within_it() {
+    // Every 0.1 s: trimmed 0.6 s after the frees, where every 30 s has not been.
+    let every = |interval| trim_report_after(&[(PRESET, "low-memory"), ("ALLOCSHIM_TRIM_INTERVAL", interval)], 600).1;
+    let [_, helper, _, _, before, after] = every("0.1");
+    assert_eq!(helper, 1);
+    assert!(before > 100_000 && after < before / 4, "every 0.1 s: {before} -> {after} KiB");
+    let [_, helper, _, _, before, after] = every("30");
+    assert_eq!(helper, 1);
+    assert!(after > before * 3 / 4, "every 30 s: not yet trimmed: {before} -> {after} KiB");
+
+    let out = run("/bin/true", &[] as &[&str])
+        .env(PRESET, "low-memory")
+        .env("ALLOCSHIM_VERBOSE", "1")
+        .env("ALLOCSHIM_TRIM_INTERVAL", "0.25")
+        .success()
+        .unwrap();
+    assert_eq!(reported(&out), "low-memory: trim=every 0.25 s (ALLOCSHIM_TRIM_INTERVAL), arena_max=2 (preset low-memory)");
 }
 
 #[test]

@@ -379,7 +379,11 @@ fn fix(w: &Warning) -> String {
         Warning::UnknownPreset { .. } => {
             format!("set {ALLOCSHIM_PRESET} to one of {}, or unset it", Preset::names().collect::<Vec<_>>().join(", "))
         }
-        Warning::NotSeconds { var, max, .. } => format!("set {var} to whole seconds from 0 (no trimming) to {max}, or unset it"),
+        Warning::NotSeconds { var, min_ms, max_ms, .. } => format!(
+            "set {var} to seconds from {} to {} (e.g. 0.2), 0 for no trimming, or unset it",
+            f64::from(min_ms) / 1000.0,
+            f64::from(max_ms) / 1000.0
+        ),
         Warning::NotAProgramList { var, .. } => {
             format!("set {var} to program names or patterns separated by commas ({}), or unset it", scope::EXAMPLE)
         }

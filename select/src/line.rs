@@ -47,6 +47,27 @@ impl Line {
         }
         self.bytes(&digits[i..])
     }
+    /// Milliseconds as seconds, without trailing zeros: "1", "0.2", "0.05".
+    #[inline(never)]
+    #[link_section = ".allocshim.cold"] // printed only when asked (verbose, warnings)
+    pub fn seconds(&mut self, ms: u32) -> &mut Line {
+        self.num(u64::from(ms / 1000));
+        let mut fraction = ms % 1000;
+        if fraction != 0 {
+            let mut digits = 3;
+            while fraction % 10 == 0 {
+                fraction /= 10;
+                digits -= 1;
+            }
+            self.str(".");
+            // Leading zeros of the fraction: 50 ms is "0.05".
+            for _ in 0..digits - 1 - fraction.ilog10() {
+                self.str("0");
+            }
+            self.num(u64::from(fraction));
+        }
+        self
+    }
     /// Bytes as a short human figure: "812 KiB", "3.4 MiB".
     #[inline(never)]
     #[link_section = ".allocshim.cold"] // code a start-up runs only when asked: shim/build.rs
@@ -98,4 +119,26 @@ pub fn warn(msg: &Line) {
     l.len += 1;
     stderr(l.as_bytes());
     set_errno(saved);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_written_without_trailing_zeros() {
+        for (ms, want) in [
+            (0, "0"),
+            (1000, "1"),
+            (1500, "1.5"),
+            (200, "0.2"),
+            (50, "0.05"),
+            (10, "0.01"),
+            (125, "0.125"),
+            (3_600_000, "3600"),
+            (1, "0.001"),
+        ] {
+            assert_eq!(Line::new().seconds(ms).as_bytes(), want.as_bytes(), "{ms} ms");
+        }
+    }
 }

@@ -57,31 +57,55 @@ pub fn read<'a>(env: &Env<'a>, warn: &mut dyn FnMut(&Warning<'a>)) -> Preset {
     })
 }
 
-/// The low-memory preset's trimming interval under glibc, in seconds.
-pub const TRIM_INTERVAL_S: u32 = 1;
-/// The largest interval `ALLOCSHIM_TRIM_INTERVAL` takes: an hour.
-pub const TRIM_INTERVAL_MAX_S: u32 = 3600;
+/// The low-memory preset's trimming interval under glibc, in milliseconds.
+pub const TRIM_INTERVAL_MS: u32 = 1000;
+/// The shortest interval `ALLOCSHIM_TRIM_INTERVAL` takes (0 aside): 0.01 s. Each trim
+/// takes glibc's arena locks, so a helper waking more often would mostly contend.
+pub const TRIM_INTERVAL_MIN_MS: u32 = 10;
+/// The longest interval `ALLOCSHIM_TRIM_INTERVAL` takes: an hour.
+pub const TRIM_INTERVAL_MAX_MS: u32 = 3_600_000;
 
-/// Seconds between two trims of glibc's heaps under `preset` (0: none): the preset's
-/// interval, or `ALLOCSHIM_TRIM_INTERVAL`'s whole seconds (0 turns trimming off). A
-/// value that is not a number from 0 to an hour gets one warning and the preset's
-/// interval. Nothing is read in secure mode or without the low-memory preset.
+/// Milliseconds between two trims of glibc's heaps under `preset` (0: none): the
+/// preset's interval, or `ALLOCSHIM_TRIM_INTERVAL`'s seconds (`0` turns trimming off;
+/// up to three decimals, e.g. `0.2`). A value that is not a number of seconds from
+/// 0.01 to an hour gets one warning and the preset's interval. Nothing is read in
+/// secure mode or without the low-memory preset.
 pub fn trim_interval<'a>(env: &Env<'a>, preset: Preset, warn: &mut dyn FnMut(&Warning<'a>)) -> u32 {
     if preset != Preset::LowMemory || secure_mode() {
         return 0;
     }
-    let Some(raw) = env.get(ALLOCSHIM_TRIM_INTERVAL) else { return TRIM_INTERVAL_S };
+    let Some(raw) = env.get(ALLOCSHIM_TRIM_INTERVAL) else { return TRIM_INTERVAL_MS };
     let value = raw.trim_ascii();
     if value.is_empty() {
-        return TRIM_INTERVAL_S;
+        return TRIM_INTERVAL_MS;
     }
-    let parsed = (value.len() <= 4 && value.iter().all(u8::is_ascii_digit))
-        .then(|| value.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')))
-        .filter(|&n| n <= TRIM_INTERVAL_MAX_S);
-    parsed.unwrap_or_else(|| {
-        warn(&Warning::NotSeconds { var: ALLOCSHIM_TRIM_INTERVAL, value: raw, max: TRIM_INTERVAL_MAX_S });
-        TRIM_INTERVAL_S
+    millis(value).filter(|&ms| ms == 0 || (TRIM_INTERVAL_MIN_MS..=TRIM_INTERVAL_MAX_MS).contains(&ms)).unwrap_or_else(|| {
+        warn(&Warning::NotSeconds { var: ALLOCSHIM_TRIM_INTERVAL, value: raw, min_ms: TRIM_INTERVAL_MIN_MS, max_ms: TRIM_INTERVAL_MAX_MS });
+        TRIM_INTERVAL_MS
     })
+}
+
+/// `SECONDS[.FRACTION]` (at most 4 and 3 digits) as milliseconds; None otherwise.
+fn millis(value: &[u8]) -> Option<u32> {
+    let (whole, fraction) = match value.iter().position(|&b| b == b'.') {
+        Some(dot) => (&value[..dot], &value[dot + 1..]),
+        None => (value, &b""[..]),
+    };
+    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    if whole.is_empty() || whole.len() > 4 || fraction.len() > 3 || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    if value.len() > whole.len() && fraction.is_empty() {
+        return None; // "1." is a typo more often than a number
+    }
+    let number = |s: &[u8]| s.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    let scale = match fraction.len() {
+        0 => 1000,
+        1 => 100,
+        2 => 10,
+        _ => 1,
+    };
+    Some(number(whole) * 1000 + number(fraction) * scale)
 }
 
 #[cfg(test)]
@@ -98,16 +122,25 @@ mod tests {
     }
 
     #[test]
-    fn trim_interval_reads_whole_seconds_and_warns_about_the_rest() {
-        assert_eq!(interval(None, Preset::LowMemory), (1, None));
-        assert_eq!(interval(Some(""), Preset::LowMemory), (1, None));
-        assert_eq!(interval(Some(" 10 "), Preset::LowMemory), (10, None));
+    fn trim_interval_reads_seconds_to_the_millisecond_and_warns_about_the_rest() {
+        assert_eq!(interval(None, Preset::LowMemory), (1000, None));
+        assert_eq!(interval(Some(""), Preset::LowMemory), (1000, None));
+        assert_eq!(interval(Some(" 10 "), Preset::LowMemory), (10_000, None));
         assert_eq!(interval(Some("0"), Preset::LowMemory), (0, None));
-        assert_eq!(interval(Some("3600"), Preset::LowMemory), (3600, None));
-        let want = "ignoring ALLOCSHIM_TRIM_INTERVAL=\"1.5\": expected whole seconds from 0 (off) to 3600";
-        assert_eq!(interval(Some("1.5"), Preset::LowMemory), (1, Some(want.into())));
-        assert_eq!(interval(Some("3601"), Preset::LowMemory).0, 1);
-        assert_eq!(interval(Some("-1"), Preset::LowMemory).0, 1);
+        assert_eq!(interval(Some("0.0"), Preset::LowMemory), (0, None));
+        assert_eq!(interval(Some("3600"), Preset::LowMemory), (3_600_000, None));
+        assert_eq!(interval(Some("1.5"), Preset::LowMemory), (1500, None));
+        assert_eq!(interval(Some("0.2"), Preset::LowMemory), (200, None));
+        assert_eq!(interval(Some("0.05"), Preset::LowMemory), (50, None));
+        assert_eq!(interval(Some("0.01"), Preset::LowMemory), (10, None));
+        assert_eq!(interval(Some("0.125"), Preset::LowMemory), (125, None));
+        let want = "ignoring ALLOCSHIM_TRIM_INTERVAL=\"0.001\": expected seconds from 0.01 to 3600, such as 1 or 0.2, or 0 (off)";
+        assert_eq!(interval(Some("0.001"), Preset::LowMemory), (1000, Some(want.into())), "below the shortest");
+        for bad in ["3600.001", "3601", "-1", "1.", ".5", "0.1234", "1,5", "1s", "fast", "1.2.3"] {
+            let (n, warned) = interval(Some(bad), Preset::LowMemory);
+            assert_eq!(n, 1000, "{bad}");
+            assert!(warned.is_some_and(|w| w.contains(&format!("=\"{bad}\""))), "{bad}: one warning naming it");
+        }
         assert_eq!(interval(Some("10"), Preset::Default), (0, None), "no preset, no trimming, nothing read");
     }
 }

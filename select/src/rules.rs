@@ -69,9 +69,9 @@ pub enum Warning<'a> {
     SeveralEnabled { using: Backend, ignored: Backends },
     /// `ALLOCSHIM_PRESET` names no preset; it is treated as `default`.
     UnknownPreset { value: &'a [u8] },
-    /// `ALLOCSHIM_TRIM_INTERVAL` is not a whole number of seconds in range; the
-    /// preset's interval is used.
-    NotSeconds { var: &'static str, value: &'a [u8], max: u32 },
+    /// `ALLOCSHIM_TRIM_INTERVAL` is not a number of seconds in range (to the
+    /// millisecond); the preset's interval is used.
+    NotSeconds { var: &'static str, value: &'a [u8], min_ms: u32, max_ms: u32 },
     /// `ALLOCSHIM_ONLY` or `ALLOCSHIM_EXCEPT` holds `entry`, which is not a program
     /// name or pattern; the variable is treated as unset (see `scope`).
     NotAProgramList { var: &'static str, value: &'a [u8], entry: &'a [u8] },
@@ -109,8 +109,9 @@ impl Warning<'_> {
                     l.str(if i == 0 { " " } else { ", " }).str(name);
                 }
             }
-            Warning::NotSeconds { var, value, max } => {
-                ignoring(&mut l, var, value).str("expected whole seconds from 0 (off) to ").num(u64::from(max));
+            Warning::NotSeconds { var, value, min_ms, max_ms } => {
+                ignoring(&mut l, var, value).str("expected seconds from ").seconds(min_ms).str(" to ").seconds(max_ms);
+                l.str(", such as 1 or 0.2, or 0 (off)");
             }
             Warning::NotAProgramList { var, value, entry } => {
                 ignoring(&mut l, var, value).str("\"").bytes(entry);

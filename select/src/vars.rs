@@ -39,8 +39,8 @@ pub const ALLOCSHIM_EXCEPT: &str = "ALLOCSHIM_EXCEPT";
 pub const ALLOCSHIM_PRESET: &str = "ALLOCSHIM_PRESET";
 
 /// Read by the library under `system` with `ALLOCSHIM_PRESET=low-memory`: seconds
-/// between two `malloc_trim(0)` of the preset's trimming helper (`0`: no helper;
-/// unset or empty: the preset's 1). See `preset::trim_interval`.
+/// between two `malloc_trim(0)` of the preset's trimming helper, to the millisecond
+/// (`0.2`; `0`: no helper; unset or empty: the preset's 1). See `preset::trim_interval`.
 pub const ALLOCSHIM_TRIM_INTERVAL: &str = "ALLOCSHIM_TRIM_INTERVAL";
 
 /// Read by the library (and `allocshim enabled`/`preload`, `allocshim profile --dump`):

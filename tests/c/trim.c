@@ -6,9 +6,9 @@
  *  child_after=N       ... once the child has started one
  *  rss_before, rss_after (KiB): a worker thread fills its arena with 160 MiB of 4 KiB
  *    blocks, keeps every 32nd (so no free range reaches the top of the heap, which
- *    glibc would trim itself) and frees the rest; RSS right after, and 2.5 s later.
+ *    glibc would trim itself) and frees the rest; RSS right after, and WAIT_MS later.
  *
- * Usage: trim */
+ * Usage: trim [WAIT_MS]   (default 2500) */
 #include <dirent.h>
 #include <string.h>
 #include <pthread.h>
@@ -69,7 +69,7 @@ static void start_one(void *(*fn)(void *)) {
     pthread_join(t, NULL);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     printf("helper_at_start=%d\n", helpers());
     start_one(nothing);
     pause_ms(100);
@@ -97,7 +97,7 @@ int main(void) {
 
     start_one(fragment);
     printf("rss_before=%ld\n", rss_kib());
-    pause_ms(2500);
+    pause_ms(argc > 1 ? atol(argv[1]) : 2500);
     printf("rss_after=%ld\n", rss_kib());
     printf("backend=%s\n", active_backend());
     return status == 0 && failures == 0 ? 0 : 1;

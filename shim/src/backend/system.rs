@@ -174,7 +174,7 @@ fn describe(env: &Env, preset: Preset, out: &mut Line) {
         let every = preset::trim_interval(env, preset, &mut |_| ignored = true);
         match every {
             0 => out.str("trim=off"),
-            s => out.str("trim=every ").num(u64::from(s)).str(" s"),
+            ms => out.str("trim=every ").seconds(ms).str(" s"),
         };
         let set = env.get(vars::ALLOCSHIM_TRIM_INTERVAL).is_some_and(|v| !v.trim_ascii().is_empty()) && !ignored;
         options::source(out, set.then_some(vars::ALLOCSHIM_TRIM_INTERVAL.as_bytes()), preset);

@@ -21,9 +21,9 @@ use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering::*};
 
 use super::glibc;
 
-/// Seconds between two trims, set by the selection when glibc serves the process under
-/// a preset that trims; 0: no helper.
-static INTERVAL_S: AtomicU32 = AtomicU32::new(0);
+/// Milliseconds between two trims, set by the selection when glibc serves the process
+/// under a preset that trims; 0: no helper.
+static INTERVAL_MS: AtomicU32 = AtomicU32::new(0);
 /// The process that started the helper (0: none yet): after a fork, not ours.
 static STARTED_IN: AtomicI32 = AtomicI32::new(0);
 /// glibc's `pthread_create`, which ours wraps, looked up on first use.
@@ -40,12 +40,12 @@ type Create = unsafe extern "C" fn(
 ) -> c_int;
 
 /// Asks for the helper in this process (and its forked children), trimming every
-/// `seconds`; it starts at the program's next `pthread_create`. Each trim walks
+/// `millis` milliseconds; it starts at the program's next `pthread_create`. Each trim walks
 /// glibc's free lists under the arena locks (microseconds on a heap with little free
 /// memory) and returns free whole pages with madvise; pages used again fault back in,
 /// which is the CPU a shorter interval costs (docs/servers.md).
-pub fn want(seconds: u32) {
-    INTERVAL_S.store(seconds, Relaxed);
+pub fn want(millis: u32) {
+    INTERVAL_MS.store(millis, Relaxed);
 }
 
 /// glibc's `pthread_create`, with the helper started first when it is wanted and not
@@ -61,7 +61,7 @@ pub unsafe extern "C" fn pthread_create(
     arg: *mut c_void,
 ) -> c_int {
     let Some(real) = real() else { return libc::EAGAIN };
-    if INTERVAL_S.load(Relaxed) != 0 {
+    if INTERVAL_MS.load(Relaxed) != 0 {
         start_helper(real);
     }
     // SAFETY: glibc's pthread_create, with our caller's arguments and contract.
@@ -118,11 +118,12 @@ fn start_helper(real: Create) {
 }
 
 extern "C" fn helper(_: *mut c_void) -> *mut c_void {
-    let interval = libc::timespec { tv_sec: INTERVAL_S.load(Relaxed) as libc::time_t, tv_nsec: 0 };
+    let ms = INTERVAL_MS.load(Relaxed);
+    let interval = libc::timespec { tv_sec: (ms / 1000) as libc::time_t, tv_nsec: (ms % 1000) as libc::c_long * 1_000_000 };
     loop {
         // SAFETY: a relative sleep on a valid timespec; an interruption just trims early.
         unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &interval, core::ptr::null_mut()) };
-        // glibc serves this process: INTERVAL_S is set only then.
+        // glibc serves this process: INTERVAL_MS is set only then.
         glibc::malloc_trim(0);
     }
 }
