@@ -197,6 +197,27 @@ fn doctor_on_this_shell_finds_separators_and_conflicts() {
     assert_eq!(out.status.code(), Some(1), "{}", out.stdout);
     assert!(out.stdout.contains("the library warns: ignoring ALLOCSHIM_STATS=\"maybe\""), "{}", out.stdout);
     assert_eq!(out.stdout.matches("the library warns").count(), 1, "{}", out.stdout);
+
+    // The trimming interval, read only under the preset: a fraction of a second is
+    // valid, a value below 0.01 s is not, and the fix names the range.
+    let doctor = |interval: &str| {
+        allocshim(&["doctor"])
+            .env("LD_PRELOAD", &lib)
+            .env("ALLOCSHIM_BACKEND", "system")
+            .env("ALLOCSHIM_PRESET", "low-memory")
+            .env("ALLOCSHIM_TRIM_INTERVAL", interval)
+            .output()
+    };
+    let out = doctor("0.2");
+    assert!(out.status.success(), "ALLOCSHIM_TRIM_INTERVAL=0.2 is valid: {}", out.stdout);
+    let out = doctor("0.005");
+    assert_eq!(out.status.code(), Some(1), "{}", out.stdout);
+    assert!(out.stdout.contains("ignoring ALLOCSHIM_TRIM_INTERVAL=\"0.005\""), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("fix: set ALLOCSHIM_TRIM_INTERVAL to seconds from 0.01 to 3600 (e.g. 0.2), 0 for no trimming, or unset it"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -55,7 +55,7 @@ impl Line {
         let mut fraction = ms % 1000;
         if fraction != 0 {
             let mut digits = 3;
-            while fraction % 10 == 0 {
+            while fraction.is_multiple_of(10) {
                 fraction /= 10;
                 digits -= 1;
             }
