@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use allocshim_select::env::Env;
+use allocshim_select::line::Line;
 use allocshim_select::preset::{self, Preset};
 use allocshim_select::rules::{self, Warning};
 use allocshim_select::scope::{self, Lists};
@@ -379,11 +380,10 @@ fn fix(w: &Warning) -> String {
         Warning::UnknownPreset { .. } => {
             format!("set {ALLOCSHIM_PRESET} to one of {}, or unset it", Preset::names().collect::<Vec<_>>().join(", "))
         }
-        Warning::NotSeconds { var, min_ms, max_ms, .. } => format!(
-            "set {var} to seconds from {} to {} (e.g. 0.2), 0 for no trimming, or unset it",
-            f64::from(min_ms) / 1000.0,
-            f64::from(max_ms) / 1000.0
-        ),
+        Warning::NotSeconds { var, min_ms, max_ms, .. } => {
+            let seconds = |ms| String::from_utf8_lossy(Line::new().seconds(ms).as_bytes()).into_owned();
+            format!("set {var} to seconds from {} to {} (e.g. 0.2), 0 for no trimming, or unset it", seconds(min_ms), seconds(max_ms))
+        }
         Warning::NotAProgramList { var, .. } => {
             format!("set {var} to program names or patterns separated by commas ({}), or unset it", scope::EXAMPLE)
         }

@@ -52,21 +52,10 @@ impl Line {
     #[link_section = ".allocshim.cold"] // printed only when asked (verbose, warnings)
     pub fn seconds(&mut self, ms: u32) -> &mut Line {
         self.num(u64::from(ms / 1000));
-        let mut fraction = ms % 1000;
-        if fraction != 0 {
-            let mut digits = 3;
-            while fraction.is_multiple_of(10) {
-                fraction /= 10;
-                digits -= 1;
-            }
-            self.str(".");
-            // Leading zeros of the fraction: 50 ms is "0.05".
-            for _ in 0..digits - 1 - fraction.ilog10() {
-                self.str("0");
-            }
-            self.num(u64::from(fraction));
-        }
-        self
+        let f = ms % 1000;
+        let digits = [b'.', b'0' + (f / 100) as u8, b'0' + (f / 10 % 10) as u8, b'0' + (f % 10) as u8];
+        let kept = digits.iter().rposition(|&d| d != b'0').unwrap_or(0);
+        self.bytes(&digits[..if kept == 0 { 0 } else { kept + 1 }])
     }
     /// Bytes as a short human figure: "812 KiB", "3.4 MiB".
     #[inline(never)]

@@ -8,7 +8,7 @@
 //! warning naming it and is treated as `default`. In secure mode nothing is read.
 use core::ffi::CStr;
 
-use crate::env::{secure_mode, Env};
+use crate::env::{number, secure_mode, Env};
 use crate::rules::Warning;
 use crate::vars::{ALLOCSHIM_PRESET, ALLOCSHIM_TRIM_INTERVAL};
 
@@ -85,27 +85,18 @@ pub fn trim_interval<'a>(env: &Env<'a>, preset: Preset, warn: &mut dyn FnMut(&Wa
     })
 }
 
-/// `SECONDS[.FRACTION]` (at most 4 and 3 digits) as milliseconds; None otherwise.
+/// `SECONDS[.FRACTION]` (at most 4 and 3 digits; "1." and ".5" are not numbers) as
+/// milliseconds.
 fn millis(value: &[u8]) -> Option<u32> {
     let (whole, fraction) = match value.iter().position(|&b| b == b'.') {
         Some(dot) => (&value[..dot], &value[dot + 1..]),
-        None => (value, &b""[..]),
+        None => (value, &b"0"[..]),
     };
-    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
-    if whole.is_empty() || whole.len() > 4 || fraction.len() > 3 || !digits(whole) || !digits(fraction) {
+    if whole.len() > 4 || fraction.is_empty() || fraction.len() > 3 {
         return None;
     }
-    if value.len() > whole.len() && fraction.is_empty() {
-        return None; // "1." is a typo more often than a number
-    }
-    let number = |s: &[u8]| s.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
-    let scale = match fraction.len() {
-        0 => 1000,
-        1 => 100,
-        2 => 10,
-        _ => 1,
-    };
-    Some(number(whole) * 1000 + number(fraction) * scale)
+    let scale = 10u64.pow(3 - fraction.len() as u32);
+    u32::try_from(number(whole)? * 1000 + number(fraction)? * scale).ok()
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@
 //! nothing gets one warning and is left out; a bad directory turns profiling off
 //! with a warning (the library checks that it can write there). In secure mode
 //! nothing is read.
-use crate::env::{secure_mode, Env};
+use crate::env::{number, secure_mode, Env};
 use crate::line::Line;
 use crate::rules::{self, Choice};
 use crate::vars::ALLOCSHIM_PROFILE;
@@ -109,13 +109,6 @@ fn offset(rest: &[u8], sign: u8) -> Option<u8> {
 
 fn strip_prefix_ci<'a>(v: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     (v.len() >= prefix.len() && v[..prefix.len()].eq_ignore_ascii_case(prefix)).then(|| &v[prefix.len()..])
-}
-
-fn number(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 12 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// `90`, `90s`, `15m`, `2h` -> seconds.
