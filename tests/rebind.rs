@@ -121,9 +121,8 @@ fn resolve(at: &str) -> String {
 /// (backend::Direct); snmalloc's realloc and malloc_usable_size are its own only when
 /// no bootstrap-arena block is live at start-up (snmalloc's own start leaves one), so
 /// they may be the shim's.
-fn expected(backend: &str, name: &str, glibc_238: bool) -> &'static str {
+fn expected(backend: &str, name: &str) -> &'static str {
     match (backend, name) {
-        ("system", "aligned_alloc") if !glibc_238 => "aligned_alloc_before_2_38",
         ("system", _) => "libc",
         ("jemalloc", "malloc") => "_rjem_malloc",
         ("jemalloc", "free") => "_rjem_free",
@@ -195,8 +194,7 @@ fn plt_calls_reach_the_backend_and_addresses_stay_the_exported_functions() {
             if out.field("backend") != Some(backend) {
                 return Err(format!("{}: served by {:?}", out.label, out.field("backend")));
             }
-            let glibc_238 = out.field("glibc_aligned_alloc") == Some("2.38");
-            check(build, &out, &|name| Some(expected(backend, name, glibc_238)))?;
+            check(build, &out, &|name| Some(expected(backend, name)))?;
         }
         Ok(())
     });
@@ -211,7 +209,7 @@ fn jemalloc_realloc_gets_a_wrapper_when_malloc_conf_changes_realloc_zero() {
         let out = run(exe, &[plugin]).backend("jemalloc").env("MALLOC_CONF", "zero_realloc:alloc").success().unwrap();
         let want = |name: &str| match name {
             "realloc" => Some("jemalloc21realloc_frees_on_zero"),
-            _ => Some(expected("jemalloc", name, false)),
+            _ => Some(expected("jemalloc", name)),
         };
         check(build, &out, &want).unwrap();
     }

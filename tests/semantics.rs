@@ -56,7 +56,8 @@ fn glibc_semantics_under_every_backend() {
 /// program run with nothing preloaded is the reference. `oom` makes the backends'
 /// own mmap fail under RLIMIT_AS (what glibc's tst-malloc-thread-fail does).
 /// Left out on purpose: `aligned_alloc` with an alignment that is no power of two,
-/// where the shim follows glibc >= 2.38 (EINVAL) whatever glibc runs (api.c checks it).
+/// where jemalloc, mimalloc and snmalloc follow glibc >= 2.38 (EINVAL) whatever glibc
+/// runs and `system` does what the running glibc does (api.c checks both).
 #[test]
 fn errno_after_every_entry_point_is_glibcs() {
     let exe = c_program("errno");

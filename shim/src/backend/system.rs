@@ -12,7 +12,7 @@ use allocshim_select::preset::{self, Preset};
 use allocshim_select::usage::Usage;
 use allocshim_select::vars;
 
-use super::descriptor::{nothing, AlignedAllocFn, Descriptor, Direct, Ops, Refusal};
+use super::descriptor::{nothing, Descriptor, Direct, Ops, Refusal};
 use crate::options;
 
 mod glibc;
@@ -46,43 +46,22 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
     direct,
 };
 
-/// glibc's own functions are glibc's contract, with one exception: glibc before 2.38
-/// has no `aligned_alloc` of its own (it is `memalign`, which rounds an alignment that
-/// is no power of two up where 2.38 and the shim return EINVAL); there, the smallest
-/// wrapper adds that check.
+/// `system` is glibc exactly as if nothing were preloaded, so every entry point goes to
+/// glibc's own function, `aligned_alloc` included: before glibc 2.38 that name is
+/// `memalign`, which rounds an alignment that is no power of two up where 2.38 returns
+/// EINVAL, and a program gets what its glibc does (the other backends follow 2.38).
 ///
 /// # Safety
 /// From the library's initialiser (`dlsym`).
 unsafe fn direct() -> Direct {
-    let (posix_memalign, aligned_alloc, usable_size) = (glibc::posix_memalign(), glibc::aligned_alloc(), glibc::usable_size());
-    let aligned_alloc: Option<AlignedAllocFn> = if aligned_alloc.is_null() {
-        None
-    } else if core::ptr::eq(aligned_alloc.cast_const().cast::<()>(), __libc_memalign as *const ()) {
-        Some(aligned_alloc_before_2_38)
-    } else {
-        // SAFETY: glibc's aligned_alloc has this type.
-        Some(unsafe { core::mem::transmute::<*mut c_void, AlignedAllocFn>(aligned_alloc) })
-    };
     Direct {
         free_ignores_foreign: false,
         calloc: Some(__libc_calloc),
         realloc: Some(__libc_realloc),
-        posix_memalign,
-        aligned_alloc,
-        usable_size,
+        posix_memalign: glibc::posix_memalign(),
+        aligned_alloc: glibc::aligned_alloc(),
+        usable_size: glibc::usable_size(),
     }
-}
-
-/// glibc 2.38's aligned_alloc over an older glibc's memalign.
-///
-/// # Safety
-/// None: any alignment and size.
-unsafe extern "C" fn aligned_alloc_before_2_38(align: usize, size: usize) -> *mut c_void {
-    if !align.is_power_of_two() {
-        return crate::sys::einval();
-    }
-    // SAFETY: glibc's memalign takes any alignment and size.
-    unsafe { __libc_memalign(align, size) }
 }
 
 /// glibc needs no start; a preset's options are set now, at load time, before the

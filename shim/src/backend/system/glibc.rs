@@ -4,7 +4,7 @@
 use core::ffi::{c_int, c_void, CStr};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::backend::descriptor::{PosixMemalignFn, UsableSizeFn};
+use crate::backend::descriptor::{AlignedAllocFn, PosixMemalignFn, UsableSizeFn};
 
 extern "C" {
     // glibc's; the shim does not define mallopt, so this binds to glibc.
@@ -42,10 +42,11 @@ pub fn usable_size() -> Option<UsableSizeFn> {
     (!f.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, UsableSizeFn>(f) })
 }
 
-/// glibc's aligned_alloc as found (NULL: none), to be compared with `memalign`
-/// before it is called as an `AlignedAllocFn`.
-pub fn aligned_alloc() -> *mut c_void {
-    next(&ALIGNED_ALLOC, c"aligned_alloc")
+/// glibc's aligned_alloc; before glibc 2.38, `memalign` under that name.
+pub fn aligned_alloc() -> Option<AlignedAllocFn> {
+    let f = next(&ALIGNED_ALLOC, c"aligned_alloc");
+    // SAFETY: glibc's aligned_alloc (or memalign) has this type.
+    (!f.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, AlignedAllocFn>(f) })
 }
 
 /// glibc's `malloc_trim(pad)`; false if it is missing or returned nothing.
