@@ -102,7 +102,6 @@ unsafe fn named(entry: *const c_char, name: &[u8]) -> bool {
     unsafe { name.iter().enumerate().all(|(i, &b)| *entry.add(i) == b) && *entry.add(name.len()) == b'=' }
 }
 
-/// The value part of `entry` if it is `name=...`.
 /// A value's decimal digits (1 to 12 of them, nothing else) as a number.
 pub(crate) fn number(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 12 || !v.iter().all(u8::is_ascii_digit) {
@@ -111,6 +110,7 @@ pub(crate) fn number(v: &[u8]) -> Option<u64> {
     Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
+/// The value part of `entry` if it is `name=...`.
 fn value<'a>(entry: &'a CStr, name: &[u8]) -> Option<&'a CStr> {
     let bytes = entry.to_bytes_with_nul();
     if bytes.len() > name.len() + 1 && bytes.starts_with(name) && bytes[name.len()] == b'=' {
