@@ -8,11 +8,25 @@
 //! * gives the code every process runs at load and exit its own small executable
 //!   mapping (start-up RSS, see the linker script below);
 //! * wraps the backends' `pthread_atfork` and `prctl` calls (glue.c);
+//! * gives each allocator's relocated data a section of its own and, once the library
+//!   is linked, leaves its relocations to the library (relink.rs): this program is
+//!   also the wrapper gcc runs the linker under.
 //!
 //! (The compiled-in backend versions are the allocshim-backends crate's.)
-use std::{env, fs, path::PathBuf};
+use std::ffi::OsString;
+use std::{env, fs, path::PathBuf, process::Command};
+
+#[path = "relink.rs"]
+mod relink;
+
+/// The first argument with which gcc (`-wrapper`) runs this program around the linker.
+const RELINK: &str = "--allocshim-relink";
 
 fn main() {
+    let mut args = env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == RELINK) {
+        std::process::exit(link_then_relink(args.collect()));
+    }
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
 
     if env::var_os("CARGO_FEATURE_MIMALLOC2").is_some() == env::var_os("CARGO_FEATURE_MIMALLOC3").is_some() {
@@ -80,17 +94,31 @@ fn main() {
     //    relocations that ld.so reads in full: in the first 64 KiB of the file, the
     //    window ld.so's reading maps anyway, rather than 12 KiB further on, which mapped
     //    the next 64 KiB too (`cat`: -128 KiB peak RSS, `sh`: -104 KiB).
+    //
+    // 6. Each allocator's relocated data (`.data.rel.ro*`, `.data*`: its pointer
+    //    tables) gets a writable section of its own, on pages of its own, bounded by
+    //    hidden symbols: relink.rs takes its relocations from ld.so, and
+    //    src/relocate.rs applies them for the chosen allocator. Not RELRO: they are
+    //    written after ld.so has made RELRO read-only. relink.rs writes how many it
+    //    withheld in `.allocshim.withheld`, next to the Rust code's read-only data.
     const JEMALLOC: &str = "*libtikv_jemalloc_sys-*.rlib";
     // (name, the archive rustc bundles the allocator's C/C++ objects into)
     let allocators = [("mimalloc", "*liblibmimalloc_sys-*.rlib"), ("jemalloc", JEMALLOC), ("snmalloc", "*libsnmalloc_sys-*.rlib")];
-    let mut own = String::new();
+    let (mut own, mut data) = (String::new(), String::new());
     for (name, archive) in allocators {
         own += &format!(
             "  .text.{name} : {{ *(.allocshim.{name}) {archive}:*(.text .text.*) }}\n  \
              .rodata.{name} : {{ {archive}:*(.rodata .rodata.*) }}\n  \
              .allocshim.fence.{name} : {{ KEEP(*(.allocshim.fence.{name})) }}\n"
         );
+        let section = relink::SECTION_PREFIX;
+        data += &format!(
+            "  {section}{name} : ALIGN(4096) {{ HIDDEN(__allocshim_data_{name}_start = .); \
+             {archive}:*(.data.rel.ro .data.rel.ro.* .data .data.*) \
+             HIDDEN(__allocshim_data_{name}_end = .); . = ALIGN(4096); }}\n"
+        );
     }
+    let counter = relink::COUNTER;
     let script = out.join("layout.ld");
     fs::write(
         &script,
@@ -101,7 +129,9 @@ fn main() {
              .text.allocshim : {{ *crtbegin*.o(.text .text.*) *liballocshim_glue.a:*-glue.o(.text .text.*) *.rcgu.o(.text .text.*) \
              *libc_nonshared.a:*(.text .text.*) *libcompiler_builtins-*.rlib:*(.text .text.*) }}\n  \
              .allocshim.fence : {{ KEEP(*(.allocshim.fence)) }}\n{own}}}\nINSERT BEFORE .text;\n\
-             SECTIONS {{\n  .rodata.allocshim : {{ *.rcgu.o(.rodata .rodata.*) }}\n}}\nINSERT BEFORE .rodata;\n"
+             SECTIONS {{\n  .rodata.allocshim : {{ *.rcgu.o(.rodata .rodata.*) }}\n  \
+             {counter} : ALIGN(8) {{ HIDDEN(__allocshim_withheld = .); QUAD(0) }}\n}}\nINSERT BEFORE .rodata;\n\
+             SECTIONS {{\n{data}}}\nINSERT BEFORE .data;\n"
         ),
     )
     .unwrap();
@@ -120,4 +150,54 @@ fn main() {
     // glue.c (fork-safe handler order, errno kept); see that file and
     // docs/fork-and-errno.md. --wrap only redirects references inside this link.
     println!("cargo:rustc-cdylib-link-arg=-Wl,--wrap=pthread_atfork,--wrap=prctl");
+
+    // gcc runs the linker (collect2) under this very program (`-wrapper`, a gcc
+    // option), which then hands the allocators' relocations to the library (relink.rs).
+    // clang has no such option: a library linked by it keeps ld.so applying them all.
+    let clang = env::var("RUSTC_LINKER").is_ok_and(|l| l.contains("clang"));
+    if !clang {
+        let me = env::current_exe().unwrap();
+        println!("cargo:rustc-cdylib-link-arg=-wrapper");
+        println!("cargo:rustc-cdylib-link-arg={},{RELINK}", me.display());
+    }
+}
+
+/// As gcc's `-wrapper`: runs `command` (the linker driver and its arguments), then
+/// rewrites the library it wrote (relink.rs). Returns the exit status.
+fn link_then_relink(command: Vec<OsString>) -> i32 {
+    let Some((program, args)) = command.split_first() else { return 2 };
+    let status = match Command::new(program).args(args).status() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("allocshim relink: cannot run {}: {e}", program.to_string_lossy());
+            return 1;
+        }
+    };
+    if !status.success() {
+        return status.code().unwrap_or(1);
+    }
+    match output_of(args) {
+        // A library left as linked still works (ld.so applies all its relocations);
+        // tests/binary.rs checks that the shipped one was rewritten.
+        Some(path) => match relink::patch(&path) {
+            Ok(w) => eprintln!("allocshim relink: {}: {} relocations left to the library, {} to ld.so", path.display(), w.count, w.kept),
+            Err(why) => eprintln!("allocshim relink: {} left as linked: {why}", path.display()),
+        },
+        None => eprintln!("allocshim relink: no -o among the linker's arguments"),
+    }
+    0
+}
+
+/// The `-o` argument of a linker command line, looked for in `@file` arguments too.
+fn output_of(args: &[OsString]) -> Option<PathBuf> {
+    let mut words: Vec<String> = vec![];
+    for a in args {
+        let a = a.to_string_lossy();
+        match a.strip_prefix('@') {
+            Some(file) => words.extend(fs::read_to_string(file).ok()?.split_whitespace().map(|w| w.trim_matches('"').to_string())),
+            None => words.push(a.into_owned()),
+        }
+    }
+    let at = words.iter().position(|w| w == "-o")?;
+    words.get(at + 1).map(PathBuf::from)
 }

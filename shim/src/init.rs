@@ -22,6 +22,7 @@ use crate::backend::descriptor::Ops;
 use crate::backend::{Backend, BackendExt};
 use crate::bootstrap;
 use crate::once::{c_string, SelectionCell};
+use crate::relocate;
 use crate::report;
 
 const UNINIT: u8 = 0;
@@ -198,8 +199,11 @@ unsafe fn select_and_start(env: &Env) {
     }
 
     // SAFETY: the selecting thread, before the choice is published (our caller's
-    // contract), as `start` requires.
-    if let Err(refusal) = unsafe { backend.start(env, preset) } {
+    // contract), as `apply` and `start` require; nothing ran the backend's code yet.
+    if let Err(refusal) = unsafe {
+        relocate::apply(backend);
+        backend.start(env, preset)
+    } {
         let mut l = Line::new();
         l.bytes(backend.name().to_bytes()).str(" refused: ").str(refusal.why);
         if refusal.limit != 0 {

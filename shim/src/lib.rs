@@ -21,6 +21,7 @@
 mod backend;
 mod bootstrap;
 mod cpus;
+mod elf;
 mod entry;
 mod exports;
 mod hooks;
@@ -28,6 +29,7 @@ mod init;
 mod once;
 mod options;
 mod rebind;
+mod relocate;
 mod report;
 mod sys;
 

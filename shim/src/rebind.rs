@@ -41,57 +41,10 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use crate::entry::NAMES;
 use crate::exports::ENTRY;
 
-#[cfg(target_arch = "x86_64")]
-mod arch {
-    pub const R_JUMP_SLOT: u32 = 7; // R_X86_64_JUMP_SLOT
-}
-#[cfg(target_arch = "aarch64")]
-mod arch {
-    pub const R_JUMP_SLOT: u32 = 1026; // R_AARCH64_JUMP_SLOT
-}
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-compile_error!("rebind.rs knows the PLT relocation types of x86_64 and aarch64 only");
-
-// <elf.h>, the 64-bit forms (both supported architectures are LP64 and use RELA).
-const DT_NULL: i64 = 0;
-const DT_STRTAB: i64 = 5;
-const DT_SYMTAB: i64 = 6;
-const DT_RELA: i64 = 7; // as a DT_PLTREL value: the PLT relocations are RELA
-const DT_SYMBOLIC: i64 = 16;
-const DT_PLTRELSZ: i64 = 2;
-const DT_PLTREL: i64 = 20;
-const DT_JMPREL: i64 = 23;
-const DT_FLAGS: i64 = 30;
-const DT_GNU_HASH: i64 = 0x6fff_fef5;
-const DF_SYMBOLIC: u64 = 2;
-const STV_PROTECTED: u8 = 3;
-const PT_LOAD: u32 = 1;
-const PT_DYNAMIC: u32 = 2;
-const PT_GNU_RELRO: u32 = 0x6474_e552;
-const PF_X: u32 = 1;
-
-#[repr(C)]
-struct Dyn {
-    tag: i64,
-    val: u64,
-}
-
-#[repr(C)]
-struct Rela {
-    offset: u64,
-    info: u64,
-    _addend: i64,
-}
-
-#[repr(C)]
-struct Sym {
-    name: u32,
-    _info: u8,
-    other: u8,
-    shndx: u16,
-    value: u64,
-    _size: u64,
-}
+use crate::elf::{
+    dyn_ptr, Dyn, Rela, Sym, DF_SYMBOLIC, DT_FLAGS, DT_GNU_HASH, DT_JMPREL, DT_NULL, DT_PLTREL, DT_PLTRELSZ, DT_RELA, DT_STRTAB,
+    DT_SYMBOLIC, DT_SYMTAB, PF_X, PT_DYNAMIC, PT_GNU_RELRO, PT_LOAD, R_JUMP_SLOT, STV_PROTECTED,
+};
 
 /// The public head of glibc's `struct link_map` (<link.h>).
 #[repr(C)]
@@ -291,17 +244,6 @@ unsafe fn c_name_is(s: *const u8, name: &[u8]) -> bool {
     unsafe { *s.add(name.len()) == 0 }
 }
 
-/// A pointer read from the dynamic section: ld.so has usually relocated it in place
-/// already, except where the section is read-only (vDSO, some linkers' output).
-fn dyn_ptr(base: usize, v: u64) -> usize {
-    let v = v as usize;
-    if v < base {
-        v.wrapping_add(base)
-    } else {
-        v
-    }
-}
-
 /// The `dl_iterate_phdr` callback of [`rebind`].
 ///
 /// # Safety
@@ -440,7 +382,7 @@ impl Object {
             // SAFETY: i < n, so one of the `n` relocations at `rels` (caller's contract).
             let r = unsafe { &*rels.add(i) };
             let kind = r.info as u32;
-            if kind != arch::R_JUMP_SLOT {
+            if kind != R_JUMP_SLOT {
                 continue;
             }
             let slot = self.base.wrapping_add(r.offset as usize) as *mut usize;

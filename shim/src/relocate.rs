@@ -1,0 +1,169 @@
+//! Applying the relocations of the chosen allocator's data, which ld.so left to us.
+//!
+//! Every allocator's pointer tables need relocating (their pointers hold the load
+//! address), and ld.so writing them at load made 11 pages of the library private
+//! memory in every process, though only one allocator, or none, ever runs there. So
+//! the build (`shim/relink.rs`) moves the relocations that target an allocator's data
+//! section past the end of the table ld.so reads (DT_RELASZ), as NONE entries with
+//! offset, addend and symbol kept, and counts them in `.allocshim.withheld`. Here the
+//! chosen allocator's are applied, by the selecting thread, before the allocator starts
+//! and before anything can run its code. The others' pages are never written, and stay
+//! the file's.
+//!
+//! A library linked without that step (a count of 0) has nothing to apply: ld.so did
+//! it all.
+use core::ffi::c_char;
+use core::ptr::addr_of;
+
+use allocshim_select::Backend;
+
+use crate::elf::{
+    dyn_ptr, Dyn, Rela, Sym, Vernaux, Verneed, DT_NULL, DT_RELA, DT_RELASZ, DT_STRTAB, DT_SYMTAB, DT_VERNEED, DT_VERNEEDNUM, DT_VERSYM,
+    R_NONE,
+};
+
+extern "C" {
+    // Defined by the linker: the library's ELF header (at its load address) and its
+    // dynamic section.
+    static __ehdr_start: u8;
+    static _DYNAMIC: Dyn;
+    // Defined by build.rs's linker script: how many relocations relink.rs withheld,
+    // and the bounds of each allocator's data section.
+    static __allocshim_withheld: u64;
+    static __allocshim_data_jemalloc_start: u8;
+    static __allocshim_data_jemalloc_end: u8;
+    static __allocshim_data_mimalloc_start: u8;
+    static __allocshim_data_mimalloc_end: u8;
+    static __allocshim_data_snmalloc_start: u8;
+    static __allocshim_data_snmalloc_end: u8;
+}
+
+/// Applies the withheld relocations of `backend`'s data section; none for `system`.
+///
+/// # Safety
+/// From the selecting thread, once, before `backend` starts: it writes the section
+/// without synchronisation, which is sound only while no other thread can read it
+/// (none runs the allocator's code before the choice is published).
+pub unsafe fn apply(backend: Backend) {
+    let (start, end) = match backend {
+        Backend::System => return,
+        Backend::Jemalloc => (addr_of!(__allocshim_data_jemalloc_start), addr_of!(__allocshim_data_jemalloc_end)),
+        Backend::Mimalloc => (addr_of!(__allocshim_data_mimalloc_start), addr_of!(__allocshim_data_mimalloc_end)),
+        Backend::Snmalloc => (addr_of!(__allocshim_data_snmalloc_start), addr_of!(__allocshim_data_snmalloc_end)),
+    };
+    let section = start as usize..end as usize;
+    let base = addr_of!(__ehdr_start) as usize;
+    // SAFETY: a read-only u64 in this library's image, written only by the build.
+    let withheld = unsafe { core::ptr::read_volatile(addr_of!(__allocshim_withheld)) } as usize;
+    if withheld == 0 {
+        return;
+    }
+    let (mut table, mut size) = (0usize, 0usize);
+    let mut names = Names { symtab: 0, strtab: 0, versym: 0, verneed: 0, verneednum: 0 };
+    let mut d = addr_of!(_DYNAMIC);
+    // SAFETY: _DYNAMIC is this library's dynamic section: entries up to a DT_NULL one,
+    // mapped for as long as the library is.
+    unsafe {
+        while (*d).tag != DT_NULL {
+            match (*d).tag {
+                DT_RELA => table = dyn_ptr(base, (*d).val),
+                DT_RELASZ => size = (*d).val as usize,
+                DT_SYMTAB => names.symtab = dyn_ptr(base, (*d).val),
+                DT_STRTAB => names.strtab = dyn_ptr(base, (*d).val),
+                DT_VERSYM => names.versym = dyn_ptr(base, (*d).val),
+                DT_VERNEED => names.verneed = dyn_ptr(base, (*d).val),
+                DT_VERNEEDNUM => names.verneednum = (*d).val as usize,
+                _ => {}
+            }
+            d = d.add(1);
+        }
+    }
+    if table == 0 {
+        return;
+    }
+    // The withheld entries follow the DT_RELASZ bytes ld.so read (relink.rs).
+    let first = size / core::mem::size_of::<Rela>();
+    for i in first..first + withheld {
+        // SAFETY: DT_RELA locates this library's relocation table, mapped read-only with
+        // it, which relink.rs made DT_RELASZ bytes plus `withheld` entries long.
+        let r = unsafe { &*(table as *const Rela).add(i) };
+        let at = base.wrapping_add(r.offset as usize);
+        if r.info as u32 != R_NONE || !section.contains(&at) {
+            continue;
+        }
+        // Without a symbol, a relative relocation; with one, an absolute one.
+        let symbol = (r.info >> 32) as usize;
+        let value = if symbol == 0 {
+            base
+        } else {
+            // SAFETY: `symbol` indexes this library's symbol table, as its relocation
+            // was linked (relink.rs kept it).
+            unsafe { names.lookup(symbol) }
+        };
+        // SAFETY: `at` is in `backend`'s data section, writable and never RELRO
+        // (build.rs), pointer-aligned as the linker placed the relocation; no other
+        // thread reads it yet (our caller's contract).
+        unsafe { (at as *mut usize).write(value.wrapping_add(r.addend as usize)) };
+    }
+}
+
+/// This library's symbol and version tables (dynamic section addresses, 0 if absent).
+struct Names {
+    symtab: usize,
+    strtab: usize,
+    versym: usize,
+    verneed: usize,
+    verneednum: usize,
+}
+
+impl Names {
+    /// The address the symbol at `index` binds to in the global scope, in the version
+    /// this library needs (as ld.so binds it), or 0 where nothing defines it.
+    ///
+    /// # Safety
+    /// `index` is an entry of this library's symbol table.
+    unsafe fn lookup(&self, index: usize) -> usize {
+        if self.symtab == 0 || self.strtab == 0 {
+            return 0;
+        }
+        // SAFETY: DT_SYMTAB and DT_STRTAB locate this library's tables, mapped with
+        // it; `index` is an entry (our caller's contract) whose name is a NUL-terminated
+        // string in the string table.
+        let name = unsafe { (self.strtab + (*(self.symtab as *const Sym).add(index)).name as usize) as *const c_char };
+        // SAFETY: as `name`; DT_VERSYM has one entry per symbol.
+        let version = if self.versym == 0 { 0 } else { (unsafe { *(self.versym as *const u16).add(index) }) & 0x7fff };
+        // SAFETY: DT_VERNEED and DT_VERNEEDNUM locate this library's version needs.
+        match unsafe { self.needed(version) } {
+            // SAFETY: NUL-terminated names; dlvsym and dlsym keep no pointer to them.
+            Some(v) => unsafe { libc::dlvsym(libc::RTLD_DEFAULT, name, v) as usize },
+            None => unsafe { libc::dlsym(libc::RTLD_DEFAULT, name) as usize },
+        }
+    }
+
+    /// The name of the needed version numbered `version` (a DT_VERSYM value).
+    ///
+    /// # Safety
+    /// The tables are this library's.
+    unsafe fn needed(&self, version: u16) -> Option<*const c_char> {
+        // 0 and 1: a local or global symbol of no particular version.
+        if version < 2 || self.verneed == 0 {
+            return None;
+        }
+        let mut need = self.verneed as *const Verneed;
+        for _ in 0..self.verneednum {
+            // SAFETY: DT_VERNEEDNUM entries chained by vn_next from DT_VERNEED, each
+            // with vn_cnt auxiliary entries chained by vna_next from vn_aux.
+            unsafe {
+                let mut aux = (need as usize + (*need).aux as usize) as *const Vernaux;
+                for _ in 0..(*need).cnt {
+                    if (*aux).other == version {
+                        return Some((self.strtab + (*aux).name as usize) as *const c_char);
+                    }
+                    aux = (aux as usize + (*aux).next as usize) as *const Vernaux;
+                }
+                need = (need as usize + (*need).next as usize) as *const Verneed;
+            }
+        }
+        None
+    }
+}
