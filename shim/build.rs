@@ -101,6 +101,12 @@ fn main() {
     //    src/relocate.rs applies them for the chosen allocator. Not RELRO: they are
     //    written after ld.so has made RELRO read-only. relink.rs writes how many it
     //    withheld in `.allocshim.withheld`, next to the Rust code's read-only data.
+    //
+    // 7. jemalloc's TLS image (its 2 KiB `tsd`, no pointer in it) comes first in
+    //    `.tdata`, so that the two pointers ld.so relocates there (mimalloc's and
+    //    snmalloc's initial thread heaps) share a page with the rest of RELRO, which
+    //    is written anyway, and the first page of RELRO stays the file's. (GNU ld's
+    //    default script takes `.tdata` first: no change there.)
     const JEMALLOC: &str = "*libtikv_jemalloc_sys-*.rlib";
     // (name, the archive rustc bundles the allocator's C/C++ objects into)
     let allocators = [("mimalloc", "*liblibmimalloc_sys-*.rlib"), ("jemalloc", JEMALLOC), ("snmalloc", "*libsnmalloc_sys-*.rlib")];
@@ -131,7 +137,8 @@ fn main() {
              .allocshim.fence : {{ KEEP(*(.allocshim.fence)) }}\n{own}}}\nINSERT BEFORE .text;\n\
              SECTIONS {{\n  .rodata.allocshim : {{ *.rcgu.o(.rodata .rodata.*) }}\n  \
              {counter} : ALIGN(8) {{ HIDDEN(__allocshim_withheld = .); QUAD(0) }}\n}}\nINSERT BEFORE .rodata;\n\
-             SECTIONS {{\n{data}}}\nINSERT BEFORE .data;\n"
+             SECTIONS {{\n{data}}}\nINSERT BEFORE .data;\n\
+             SECTIONS {{\n  .tdata : {{ {JEMALLOC}:*(.tdata .tdata.*) *(.tdata .tdata.*) }}\n}}\nINSERT BEFORE .tbss;\n"
         ),
     )
     .unwrap();

@@ -12,7 +12,11 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 const SIZE: usize = 256 * 1024;
 const HEADER: usize = 16;
 
-#[repr(C, align(4096))]
+// Cache-line aligned, not page-aligned: a page-aligned arena gave `.bss` that alignment,
+// which put the library's statics (the selection's state, written in every process)
+// on a page of their own instead of the one `.got.plt` already dirties (one page less
+// resident in every process). `alloc` aligns each block itself.
+#[repr(C, align(64))]
 struct Arena(UnsafeCell<[u8; SIZE]>);
 // SAFETY: the bytes are only reached through `alloc`, which hands each range out once:
 // the compare-exchange on `USED` gives every caller a range no other caller gets, its
