@@ -95,12 +95,14 @@ fn main() {
     //    window ld.so's reading maps anyway, rather than 12 KiB further on, which mapped
     //    the next 64 KiB too (`cat`: -128 KiB peak RSS, `sh`: -104 KiB).
     //
-    // 6. Each allocator's relocated data (`.data.rel.ro*`, `.data*`: its pointer
-    //    tables) gets a writable section of its own, on pages of its own, bounded by
-    //    hidden symbols: relink.rs takes its relocations from ld.so, and
-    //    src/relocate.rs applies them for the chosen allocator. Not RELRO: they are
-    //    written after ld.so has made RELRO read-only. relink.rs writes how many it
-    //    withheld in `.allocshim.withheld`, next to the Rust code's read-only data.
+    // 6. Each allocator's relocated data gets writable sections of its own, on pages
+    //    of their own, bounded by hidden symbols: `.data.allocshim.<name>.ro` (its
+    //    `.data.rel.ro*`, the pointer tables) and `.data.allocshim.<name>` (its
+    //    `.data*`). relink.rs takes their relocations from ld.so, and src/relocate.rs
+    //    applies the chosen allocator's, then makes the `.ro` pages read-only, as
+    //    RELRO would have (RELRO itself cannot hold them: ld.so seals it before the
+    //    choice). relink.rs writes how many it withheld in `.allocshim.withheld`, next
+    //    to the Rust code's read-only data.
     //
     // 7. jemalloc's TLS image (its 2 KiB `tsd`, no pointer in it) comes first in
     //    `.tdata`, so that the two pointers ld.so relocates there (mimalloc's and
@@ -119,8 +121,9 @@ fn main() {
         );
         let section = relink::SECTION_PREFIX;
         data += &format!(
-            "  {section}{name} : ALIGN(4096) {{ HIDDEN(__allocshim_data_{name}_start = .); \
-             {archive}:*(.data.rel.ro .data.rel.ro.* .data .data.*) \
+            "  {section}{name}.ro : ALIGN(4096) {{ HIDDEN(__allocshim_data_{name}_start = .); \
+             {archive}:*(.data.rel.ro .data.rel.ro.*) . = ALIGN(4096); HIDDEN(__allocshim_data_{name}_ro_end = .); }}\n  \
+             {section}{name} : ALIGN(4096) {{ {archive}:*(.data .data.*) \
              HIDDEN(__allocshim_data_{name}_end = .); . = ALIGN(4096); }}\n"
         );
     }

@@ -7,9 +7,10 @@
 //! private memory in every process it was preloaded into, `system` mode included,
 //! where no allocator of ours ever runs (docs/benchmarks.md, "Start-up RSS").
 //!
-//! The linker script (build.rs) puts each allocator's relocated data in a page-aligned
-//! section of its own, `.data.allocshim.<name>`. Here, once the library is linked, the
-//! relocations that target those sections are moved to the end of the table, past
+//! The linker script (build.rs) puts each allocator's relocated data in page-aligned
+//! sections of its own, `.data.allocshim.<name>.ro` (its pointer tables) and
+//! `.data.allocshim.<name>`. Here, once the library is linked, the relocations that
+//! target those sections are moved to the end of the table, past
 //! DT_RELASZ (and out of DT_RELACOUNT's relative ones), where ld.so does not look, and
 //! their number is written in the `.allocshim.withheld` section. Each keeps its offset
 //! and addend and, for the one absolute relocation against a symbol (a pointer to

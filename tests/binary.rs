@@ -267,48 +267,64 @@ fn sections_at(prefix: &str) -> Vec<(String, u64, u64)> {
 fn only_the_chosen_allocators_data_is_relocated() {
     // ld.so applies every relocation it is given at load, and the allocators' pointer
     // tables need some 1 600: that made 11 pages of the library private memory in
-    // every process. shim/relink.rs turns the relocations of each allocator's data
-    // section into NONE entries, which ld.so skips, and src/relocate.rs applies the
-    // chosen allocator's. First, in the file: no relocation ld.so applies (any type
-    // but NONE) targets those sections, and each allocator has relocations withheld.
+    // every process. shim/relink.rs takes the relocations of each allocator's data
+    // sections (`.data.allocshim.<name>.ro`, its tables, and `.data.allocshim.<name>`)
+    // out of what ld.so applies, and src/relocate.rs applies the chosen allocator's.
+    // First, in the file: no relocation ld.so applies (any type but NONE) targets those
+    // sections, and each allocator has relocations withheld.
     let data = sections_at(".data.allocshim.");
     let allocators: Vec<&str> = allocshim_tests::BACKENDS.into_iter().filter(|b| *b != "system").collect();
-    assert_eq!(data.len(), allocators.len(), "one .data.allocshim.<allocator> section each: {data:?}");
+    let owner = |section: &str| section.trim_start_matches(".data.allocshim.").trim_end_matches(".ro").to_string();
+    for a in &allocators {
+        for s in [format!(".data.allocshim.{a}.ro"), format!(".data.allocshim.{a}")] {
+            assert!(data.iter().any(|(n, _, _)| *n == s), "no section {s}: {data:?}");
+        }
+    }
     let relocations = tool("readelf", &["-rW"]);
-    let mut withheld = vec![0; data.len()];
+    let mut withheld: Vec<(String, u32)> = allocators.iter().map(|a| (a.to_string(), 0)).collect();
     for line in relocations.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         let (Some(offset), Some(kind)) = (f.first().and_then(|o| u64::from_str_radix(o, 16).ok()), f.get(2)) else { continue };
-        if let Some(i) = data.iter().position(|(_, a, s)| (*a..a + s).contains(&offset)) {
-            assert!(kind.ends_with("_NONE"), "ld.so applies a relocation in {}: {line}", data[i].0);
-            withheld[i] += 1;
+        if let Some((name, _, _)) = data.iter().find(|(_, a, s)| (*a..a + s).contains(&offset)) {
+            assert!(kind.ends_with("_NONE"), "ld.so applies a relocation in {name}: {line}");
+            withheld.iter_mut().find(|(a, _)| *a == owner(name)).unwrap().1 += 1;
         }
     }
-    for ((name, _, _), n) in data.iter().zip(&withheld) {
-        assert!(*n > 0, "no relocation withheld in {name}: was the library linked without shim/relink.rs?");
+    for (allocator, n) in &withheld {
+        assert!(*n > 0, "no relocation of {allocator}'s withheld: was the library linked without shim/relink.rs?");
     }
     // Then, by the kernel: the pages a process wrote. In `system` mode none of these
     // sections; under an allocator, its own (relocated, then its running state) and
-    // no other's. (Not under qemu, whose processes' page map is the emulator's.)
+    // no other's, and its tables are read-only again once relocated, as RELRO would
+    // have left them. (Not under qemu, whose processes' page map is the emulator's.)
     if !isa().binutils.is_empty() {
         return;
     }
-    let ranges: Vec<String> =
-        data.iter().map(|(n, a, s)| format!("{}:{a:x}:{:x}", n.trim_start_matches(".data.allocshim."), a + s)).collect();
+    let ranges: Vec<String> = data
+        .iter()
+        .filter(|(_, _, s)| *s > 0)
+        .map(|(n, a, s)| format!("{}:{a:x}:{:x}", n.trim_start_matches(".data.allocshim."), a + s))
+        .collect();
     for backend in allocshim_tests::BACKENDS {
         let out = run(c_program("written"), &ranges).backend(backend).output();
         assert!(out.status.success(), "[{backend}] {}", out.stderr);
         for allocator in &allocators {
-            let line = out
+            let lines: Vec<Vec<&str>> = out
                 .stdout
                 .lines()
-                .find(|l| l.starts_with(&format!("{allocator} ")))
-                .unwrap_or_else(|| panic!("[{backend}] {}", out.stdout));
-            let written: u32 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+                .map(|l| l.split_whitespace().collect::<Vec<&str>>())
+                .filter(|f| f.len() == 6 && owner(f[0]) == *allocator)
+                .collect();
+            assert!(!lines.is_empty(), "[{backend}] no line for {allocator}: {}", out.stdout);
+            let written: u32 = lines.iter().map(|f| f[2].parse::<u32>().unwrap()).sum();
             if *allocator == backend {
-                assert!(written > 0, "[{backend}] its data was not written: {line}");
+                assert!(written > 0, "[{backend}] its data was not written:\n{}", out.stdout);
             } else {
-                assert_eq!(written, 0, "[{backend}] {allocator}'s data was written: {line}");
+                assert_eq!(written, 0, "[{backend}] {allocator}'s data was written:\n{}", out.stdout);
+            }
+            for f in &lines {
+                let want = if *allocator == backend && f[0].ends_with(".ro") { "r--p" } else { "rw-p" };
+                assert_eq!(f[5], want, "[{backend}] {} mapped {}, not {want}:\n{}", f[0], f[5], out.stdout);
             }
         }
     }

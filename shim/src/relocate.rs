@@ -7,8 +7,9 @@
 //! section past the end of the table ld.so reads (DT_RELASZ), as NONE entries with
 //! offset, addend and symbol kept, and counts them in `.allocshim.withheld`. Here the
 //! chosen allocator's are applied, by the selecting thread, before the allocator starts
-//! and before anything can run its code. The others' pages are never written, and stay
-//! the file's.
+//! and before anything can run its code, and its pointer tables are then made
+//! read-only, as ld.so leaves RELRO. The others' pages are never written, and stay the
+//! file's.
 //!
 //! A library linked without that step (a count of 0) has nothing to apply: ld.so did
 //! it all.
@@ -30,26 +31,37 @@ extern "C" {
     // Defined by build.rs's linker script: how many relocations relink.rs withheld,
     // and the bounds of each allocator's data section.
     static __allocshim_withheld: u64;
+    // `_ro_end` ends the pointer tables (page-aligned), `_end` its writable data.
     static __allocshim_data_jemalloc_start: u8;
+    static __allocshim_data_jemalloc_ro_end: u8;
     static __allocshim_data_jemalloc_end: u8;
     static __allocshim_data_mimalloc_start: u8;
+    static __allocshim_data_mimalloc_ro_end: u8;
     static __allocshim_data_mimalloc_end: u8;
     static __allocshim_data_snmalloc_start: u8;
+    static __allocshim_data_snmalloc_ro_end: u8;
     static __allocshim_data_snmalloc_end: u8;
 }
 
-/// Applies the withheld relocations of `backend`'s data section; none for `system`.
+/// Applies the withheld relocations of `backend`'s data sections, then makes its
+/// pointer tables read-only; nothing for `system`.
 ///
 /// # Safety
 /// From the selecting thread, once, before `backend` starts: it writes the section
 /// without synchronisation, which is sound only while no other thread can read it
 /// (none runs the allocator's code before the choice is published).
 pub unsafe fn apply(backend: Backend) {
-    let (start, end) = match backend {
+    let (start, ro_end, end) = match backend {
         Backend::System => return,
-        Backend::Jemalloc => (addr_of!(__allocshim_data_jemalloc_start), addr_of!(__allocshim_data_jemalloc_end)),
-        Backend::Mimalloc => (addr_of!(__allocshim_data_mimalloc_start), addr_of!(__allocshim_data_mimalloc_end)),
-        Backend::Snmalloc => (addr_of!(__allocshim_data_snmalloc_start), addr_of!(__allocshim_data_snmalloc_end)),
+        Backend::Jemalloc => {
+            (addr_of!(__allocshim_data_jemalloc_start), addr_of!(__allocshim_data_jemalloc_ro_end), addr_of!(__allocshim_data_jemalloc_end))
+        }
+        Backend::Mimalloc => {
+            (addr_of!(__allocshim_data_mimalloc_start), addr_of!(__allocshim_data_mimalloc_ro_end), addr_of!(__allocshim_data_mimalloc_end))
+        }
+        Backend::Snmalloc => {
+            (addr_of!(__allocshim_data_snmalloc_start), addr_of!(__allocshim_data_snmalloc_ro_end), addr_of!(__allocshim_data_snmalloc_end))
+        }
     };
     let section = start as usize..end as usize;
     let base = addr_of!(__ehdr_start) as usize;
@@ -104,6 +116,17 @@ pub unsafe fn apply(backend: Backend) {
         // (build.rs), pointer-aligned as the linker placed the relocation; no other
         // thread reads it yet (our caller's contract).
         unsafe { (at as *mut usize).write(value.wrapping_add(r.addend as usize)) };
+    }
+    // The pointer tables, read-only from now on, as ld.so leaves RELRO: the whole
+    // pages of them (with pages larger than the linker script's 4 KiB alignment, the
+    // tables may share one with writable data, which then stays writable).
+    let page = crate::sys::page_size();
+    let (ro_start, ro_end) = ((start as usize + page - 1) & !(page - 1), ro_end as usize & !(page - 1));
+    if ro_start < ro_end {
+        // SAFETY: whole pages of this library's mapping that hold only `backend`'s
+        // relocated tables, which nothing writes after this (a failure leaves them
+        // writable, as they were).
+        unsafe { libc::mprotect(ro_start as *mut core::ffi::c_void, ro_end - ro_start, libc::PROT_READ) };
     }
 }
 

@@ -1,15 +1,34 @@
-/* Which pages of the library's per-allocator data sections this process has written.
- * Arguments: NAME:START:END, each a range of the library given as offsets from its
- * load address (hex). After one allocation (so that a backend is chosen and started),
- * prints "NAME written N of M" per range, from /proc/self/pagemap: a page this process
- * wrote is its private copy (present, and not a page of the file). */
+/* Which pages of the library's per-allocator data sections this process has written,
+ * and whether they are writable now. Arguments: NAME:START:END, each a range of the
+ * library given as offsets from its load address (hex). After one allocation (so that
+ * a backend is chosen and started), prints "NAME written N of M PERMS" per range: from
+ * /proc/self/pagemap, the pages this process wrote (its private copies: present, and
+ * not pages of the file); from /proc/self/maps, the permissions of the mapping that
+ * holds the range's first byte. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+/* The permissions ("r--p", "rw-p", ...) of the mapping holding `addr`, or "none". */
+static const char *perms(uintptr_t addr) {
+    static char found[8];
+    FILE *maps = fopen("/proc/self/maps", "r");
+    unsigned long lo, hi;
+    char p[8];
+    strcpy(found, "none");
+    while (maps && fscanf(maps, "%lx-%lx %7s%*[^\n]", &lo, &hi, p) == 3)
+        if (lo <= addr && addr < hi) {
+            strcpy(found, p);
+            break;
+        }
+    if (maps) fclose(maps);
+    return found;
+}
 
 int main(int argc, char **argv) {
     Dl_info info;
@@ -42,7 +61,7 @@ int main(int argc, char **argv) {
             /* bit 63: present; bit 61: a file page or shared anonymous one */
             if ((e >> 63 & 1) && !(e >> 61 & 1)) written++;
         }
-        printf("%s written %d of %d\n", name, written, pages);
+        printf("%s written %d of %d %s\n", name, written, pages, perms(base + start));
     }
     return 0;
 }
