@@ -101,8 +101,8 @@ fn main() {
     //    `.data*`). relink.rs takes their relocations from ld.so, and src/relocate.rs
     //    applies the chosen allocator's, then makes the `.ro` pages read-only, as
     //    RELRO would have (RELRO itself cannot hold them: ld.so seals it before the
-    //    choice). relink.rs writes how many it withheld in `.allocshim.withheld`, next
-    //    to the Rust code's read-only data.
+    //    choice). relink.rs writes how many it withheld in `.allocshim.withheld`
+    //    (glue.c's read-only 8 bytes), next to the Rust code's read-only data.
     //
     // 7. jemalloc's TLS image (its 2 KiB `tsd`, no pointer in it) comes first in
     //    `.tdata`, so that the two pointers ld.so relocates there (mimalloc's and
@@ -139,7 +139,7 @@ fn main() {
              *libc_nonshared.a:*(.text .text.*) *libcompiler_builtins-*.rlib:*(.text .text.*) }}\n  \
              .allocshim.fence : {{ KEEP(*(.allocshim.fence)) }}\n{own}}}\nINSERT BEFORE .text;\n\
              SECTIONS {{\n  .rodata.allocshim : {{ *.rcgu.o(.rodata .rodata.*) }}\n  \
-             {counter} : ALIGN(8) {{ HIDDEN(__allocshim_withheld = .); QUAD(0) }}\n}}\nINSERT BEFORE .rodata;\n\
+             {counter} : {{ HIDDEN(__allocshim_withheld = .); KEEP(*(.allocshim.withheld)) }}\n}}\nINSERT BEFORE .rodata;\n\
              SECTIONS {{\n{data}}}\nINSERT BEFORE .data;\n\
              SECTIONS {{\n  .tdata : {{ {JEMALLOC}:*(.tdata .tdata.*) *(.tdata .tdata.*) }}\n}}\nINSERT BEFORE .tbss;\n"
         ),
@@ -163,13 +163,30 @@ fn main() {
 
     // gcc runs the linker (collect2) under this very program (`-wrapper`, a gcc
     // option), which then hands the allocators' relocations to the library (relink.rs).
-    // clang has no such option: a library linked by it keeps ld.so applying them all.
-    let clang = env::var("RUSTC_LINKER").is_ok_and(|l| l.contains("clang"));
-    if !clang {
+    // Other drivers (clang) have no such option: a library they link keeps ld.so
+    // applying them all, and the library makes every allocator's tables read-only.
+    if linker_is_gcc() {
         let me = env::current_exe().unwrap();
         println!("cargo:rustc-cdylib-link-arg=-wrapper");
         println!("cargo:rustc-cdylib-link-arg={},{RELINK}", me.display());
     }
+}
+
+/// Whether the C compiler rustc links with is gcc: the one Cargo was given
+/// (`RUSTC_LINKER`, from `target.<triple>.linker`), one in RUSTFLAGS (`-C linker=`),
+/// or `cc`; gcc names the Free Software Foundation in its `--version`.
+fn linker_is_gcc() -> bool {
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let mut from_flags = None;
+    let mut words = flags.split('\x1f').peekable();
+    while let Some(w) = words.next() {
+        let w = if w == "-C" { words.next().unwrap_or_default() } else { w.strip_prefix("-C").unwrap_or(w) };
+        if let Some(l) = w.strip_prefix("linker=") {
+            from_flags = Some(l.to_string());
+        }
+    }
+    let linker = from_flags.or_else(|| env::var("RUSTC_LINKER").ok()).unwrap_or_else(|| "cc".into());
+    Command::new(&linker).arg("--version").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("Free Software Foundation"))
 }
 
 /// As gcc's `-wrapper`: runs `command` (the linker driver and its arguments), then

@@ -19,7 +19,8 @@
 //! it starts.
 //!
 //! If the file is not what this expects, it is left as the linker wrote it: ld.so then
-//! applies everything, as before, and the library is only larger at start-up.
+//! applies everything, as before (relocate.rs makes every allocator's tables read-only),
+//! and the library is only larger at start-up.
 use std::{fs, path::Path};
 
 use object::elf::{self, Dyn64, FileHeader64, Rela64};
@@ -113,6 +114,10 @@ fn rewrite(data: &mut [u8]) -> Result<Withheld, String> {
         let kind = r.r_type(LE, false);
         if i < count && kind != relative {
             return Err(format!("entry of type {kind} among the DT_RELACOUNT relative ones"));
+        }
+        if in_lazy(r) && kind == absolute && r.r_sym(LE, false) == 0 {
+            // relocate.rs reads a NONE entry without a symbol as a relative one
+            return Err("an absolute relocation without a symbol in an allocator's data section".into());
         }
         if in_lazy(r) && (kind == relative || kind == absolute) {
             // NONE, with the symbol (0 for a relative one) kept.

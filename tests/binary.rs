@@ -264,6 +264,27 @@ fn sections_at(prefix: &str) -> Vec<(String, u64, u64)> {
 }
 
 #[test]
+fn no_segment_is_writable_and_executable_and_relro_is_kept() {
+    // The linker script's sections (shim/build.rs) must not change what the linker
+    // makes of the segments: a writable section among the read-only ones once made GNU
+    // ld (the aarch64 build) merge the whole library into one read-write-execute
+    // segment without RELRO, and only a linker warning, which rustc hides, said so.
+    let headers = tool("readelf", &["-lW"]);
+    let mut loads = 0;
+    for line in headers.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.first() == Some(&"LOAD") && f.len() > 7 {
+            loads += 1;
+            // "LOAD offset vaddr paddr filesz memsz FLAGS align": the flags may be spaced ("R E").
+            let flags = f[6..f.len() - 1].concat();
+            assert!(!(flags.contains('W') && flags.contains('E')), "a writable and executable segment:\n{headers}");
+        }
+    }
+    assert!(loads >= 2, "fewer than 2 LOAD segments:\n{headers}");
+    assert!(headers.lines().any(|l| l.trim_start().starts_with("GNU_RELRO")), "no GNU_RELRO segment:\n{headers}");
+}
+
+#[test]
 fn only_the_chosen_allocators_data_is_relocated() {
     // ld.so applies every relocation it is given at load, and the allocators' pointer
     // tables need some 1 600: that made 11 pages of the library private memory in
@@ -293,11 +314,22 @@ fn only_the_chosen_allocators_data_is_relocated() {
     for (allocator, n) in &withheld {
         assert!(*n > 0, "no relocation of {allocator}'s withheld: was the library linked without shim/relink.rs?");
     }
+    // relocate.rs applies as many entries as `.allocshim.withheld` counts (8 bytes,
+    // little-endian, as `readelf -x` dumps them: "0xADDR 33060000 00000000 ...").
+    let dump = tool("readelf", &["-x", ".allocshim.withheld"]);
+    let hex: String =
+        dump.lines().filter(|l| l.trim_start().starts_with("0x")).flat_map(|l| l.split_whitespace().skip(1).take(2)).collect();
+    let bytes: Vec<u8> = (0..16).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    let counted = u64::from_le_bytes(bytes.try_into().unwrap());
+    let total: u32 = withheld.iter().map(|(_, n)| n).sum();
+    assert_eq!(counted, u64::from(total), "`.allocshim.withheld` counts {counted}, the sections have {total} NONE entries:\n{dump}");
     // Then, by the kernel: the pages a process wrote. In `system` mode none of these
     // sections; under an allocator, its own (relocated, then its running state) and
     // no other's, and its tables are read-only again once relocated, as RELRO would
     // have left them. (Not under qemu, whose processes' page map is the emulator's.)
-    if !isa().binutils.is_empty() {
+    // The sections are 4 KiB-aligned: with larger pages they share pages.
+    let page = Command::new("getconf").arg("PAGESIZE").output().unwrap();
+    if !isa().binutils.is_empty() || String::from_utf8_lossy(&page.stdout).trim() != "4096" {
         return;
     }
     let ranges: Vec<String> = data

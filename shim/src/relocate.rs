@@ -43,33 +43,78 @@ extern "C" {
     static __allocshim_data_snmalloc_end: u8;
 }
 
+/// Where an allocator's data sections are: its pointer tables from `start` to
+/// `ro_end` (page-aligned), then its writable data up to `end`.
+struct Data {
+    start: usize,
+    ro_end: usize,
+    end: usize,
+}
+
+impl Data {
+    fn of(backend: Backend) -> Option<Data> {
+        let (start, ro_end, end) = match backend {
+            Backend::System => return None,
+            Backend::Jemalloc => (
+                addr_of!(__allocshim_data_jemalloc_start),
+                addr_of!(__allocshim_data_jemalloc_ro_end),
+                addr_of!(__allocshim_data_jemalloc_end),
+            ),
+            Backend::Mimalloc => (
+                addr_of!(__allocshim_data_mimalloc_start),
+                addr_of!(__allocshim_data_mimalloc_ro_end),
+                addr_of!(__allocshim_data_mimalloc_end),
+            ),
+            Backend::Snmalloc => (
+                addr_of!(__allocshim_data_snmalloc_start),
+                addr_of!(__allocshim_data_snmalloc_ro_end),
+                addr_of!(__allocshim_data_snmalloc_end),
+            ),
+        };
+        Some(Data { start: start as usize, ro_end: ro_end as usize, end: end as usize })
+    }
+
+    /// Makes the pointer tables read-only, as ld.so leaves RELRO: their whole pages
+    /// (with pages larger than the linker script's 4 KiB alignment, the tables may share
+    /// one with writable data, which then stays writable).
+    fn protect(&self) {
+        let page = crate::sys::page_size();
+        let (start, end) = ((self.start + page - 1) & !(page - 1), self.ro_end & !(page - 1));
+        if start < end {
+            // SAFETY: whole pages of this library's mapping that hold only one
+            // allocator's relocated tables, which nothing writes once relocated (a
+            // failure leaves them writable, as they were).
+            unsafe { libc::mprotect(start as *mut core::ffi::c_void, end - start, libc::PROT_READ) };
+        }
+    }
+}
+
 /// Applies the withheld relocations of `backend`'s data sections, then makes its
-/// pointer tables read-only; nothing for `system`.
+/// pointer tables read-only; nothing for `system`. In a library linked without
+/// relink.rs ld.so relocated every allocator's tables: all of them are made read-only.
 ///
 /// # Safety
-/// From the selecting thread, once, before `backend` starts: it writes the section
-/// without synchronisation, which is sound only while no other thread can read it
-/// (none runs the allocator's code before the choice is published).
+/// From the selecting thread, once, before `backend` starts: it writes the sections
+/// without synchronisation. No other thread runs the allocator's code before the
+/// choice is published: one that allocates meanwhile waits in `init::ensure` and sees
+/// these writes through its Acquire load of the published state; one that first
+/// reaches the allocator later, through an entry or PLT slot published from the
+/// initialiser, relies on the same ordering as for the allocator's own start-up
+/// writes (`start`), which come after these.
 pub unsafe fn apply(backend: Backend) {
-    let (start, ro_end, end) = match backend {
-        Backend::System => return,
-        Backend::Jemalloc => {
-            (addr_of!(__allocshim_data_jemalloc_start), addr_of!(__allocshim_data_jemalloc_ro_end), addr_of!(__allocshim_data_jemalloc_end))
-        }
-        Backend::Mimalloc => {
-            (addr_of!(__allocshim_data_mimalloc_start), addr_of!(__allocshim_data_mimalloc_ro_end), addr_of!(__allocshim_data_mimalloc_end))
-        }
-        Backend::Snmalloc => {
-            (addr_of!(__allocshim_data_snmalloc_start), addr_of!(__allocshim_data_snmalloc_ro_end), addr_of!(__allocshim_data_snmalloc_end))
-        }
-    };
-    let section = start as usize..end as usize;
-    let base = addr_of!(__ehdr_start) as usize;
     // SAFETY: a read-only u64 in this library's image, written only by the build.
     let withheld = unsafe { core::ptr::read_volatile(addr_of!(__allocshim_withheld)) } as usize;
     if withheld == 0 {
+        for b in [Backend::Jemalloc, Backend::Mimalloc, Backend::Snmalloc] {
+            if let Some(d) = Data::of(b) {
+                d.protect();
+            }
+        }
         return;
     }
+    let Some(data) = Data::of(backend) else { return };
+    let section = data.start..data.end;
+    let base = addr_of!(__ehdr_start) as usize;
     let (mut table, mut size) = (0usize, 0usize);
     let mut names = Names { symtab: 0, strtab: 0, versym: 0, verneed: 0, verneednum: 0 };
     let mut d = addr_of!(_DYNAMIC);
@@ -112,22 +157,12 @@ pub unsafe fn apply(backend: Backend) {
             // was linked (relink.rs kept it).
             unsafe { names.lookup(symbol) }
         };
-        // SAFETY: `at` is in `backend`'s data section, writable and never RELRO
-        // (build.rs), pointer-aligned as the linker placed the relocation; no other
-        // thread reads it yet (our caller's contract).
-        unsafe { (at as *mut usize).write(value.wrapping_add(r.addend as usize)) };
+        // SAFETY: `at` is in `backend`'s data sections, writable and never RELRO
+        // (build.rs); no other thread reads them yet (our caller's contract). A
+        // relocation may sit at any byte offset, hence the unaligned write.
+        unsafe { (at as *mut usize).write_unaligned(value.wrapping_add(r.addend as usize)) };
     }
-    // The pointer tables, read-only from now on, as ld.so leaves RELRO: the whole
-    // pages of them (with pages larger than the linker script's 4 KiB alignment, the
-    // tables may share one with writable data, which then stays writable).
-    let page = crate::sys::page_size();
-    let (ro_start, ro_end) = ((start as usize + page - 1) & !(page - 1), ro_end as usize & !(page - 1));
-    if ro_start < ro_end {
-        // SAFETY: whole pages of this library's mapping that hold only `backend`'s
-        // relocated tables, which nothing writes after this (a failure leaves them
-        // writable, as they were).
-        unsafe { libc::mprotect(ro_start as *mut core::ffi::c_void, ro_end - ro_start, libc::PROT_READ) };
-    }
+    data.protect();
 }
 
 /// This library's symbol and version tables (dynamic section addresses, 0 if absent).
