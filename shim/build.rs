@@ -178,7 +178,7 @@ fn main() {
 fn linker_is_gcc() -> bool {
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
     let mut from_flags = None;
-    let mut words = flags.split('\x1f').peekable();
+    let mut words = flags.split('\x1f');
     while let Some(w) = words.next() {
         let w = if w == "-C" { words.next().unwrap_or_default() } else { w.strip_prefix("-C").unwrap_or(w) };
         if let Some(l) = w.strip_prefix("linker=") {

@@ -32,7 +32,7 @@ pub const SECTION_PREFIX: &str = ".data.allocshim.";
 /// The linker script's 8-byte section for the number of relocations withheld.
 pub const COUNTER: &str = ".allocshim.withheld";
 
-/// What `patch` did: how many relative relocations it left to the library.
+/// What `patch` did: how many relocations it left to the library, and to ld.so.
 pub struct Withheld {
     pub count: usize,
     pub kept: usize,
@@ -99,7 +99,7 @@ fn rewrite(data: &mut [u8]) -> Result<Withheld, String> {
     let entry = std::mem::size_of::<Rela64<LE>>();
     let counter = u64::from_le_bytes(data[withheld_at.0..withheld_at.0 + 8].try_into().unwrap());
     if counter != 0 {
-        return Ok(Withheld { count: counter as usize, kept: count }); // done already
+        return Ok(Withheld { count: counter as usize, kept: size / entry }); // done already
     }
 
     let table: &mut [Rela64<LE>] =
@@ -115,21 +115,18 @@ fn rewrite(data: &mut [u8]) -> Result<Withheld, String> {
         if i < count && kind != relative {
             return Err(format!("entry of type {kind} among the DT_RELACOUNT relative ones"));
         }
-        if in_lazy(r) && kind == absolute && r.r_sym(LE, false) == 0 {
-            // relocate.rs reads a NONE entry without a symbol as a relative one
-            return Err("an absolute relocation without a symbol in an allocator's data section".into());
+        if !in_lazy(r) {
+            if i < count { &mut relatives } else { &mut others }.push(*r);
+            continue;
         }
-        if in_lazy(r) && (kind == relative || kind == absolute) {
-            // NONE, with the symbol (0 for a relative one) kept.
-            let symbol = if kind == relative { 0 } else { u64::from(r.r_sym(LE, false)) << 32 };
-            held.push(Rela64 { r_offset: r.r_offset, r_info: U64::new(LE, symbol), r_addend: r.r_addend });
-        } else if in_lazy(r) {
-            return Err(format!("a relocation of type {kind} in an allocator's data section"));
-        } else if i < count {
-            relatives.push(*r);
-        } else {
-            others.push(*r);
-        }
+        // NONE, with the symbol kept; relocate.rs reads one without a symbol as a
+        // relative relocation, so an absolute one must have a symbol.
+        let symbol = match (kind, r.r_sym(LE, false)) {
+            (k, _) if k == relative => 0,
+            (k, sym) if k == absolute && sym != 0 => u64::from(sym) << 32,
+            _ => return Err(format!("a relocation of type {kind} in an allocator's data section")),
+        };
+        held.push(Rela64 { r_offset: r.r_offset, r_info: U64::new(LE, symbol), r_addend: r.r_addend });
     }
     let withheld = Withheld { count: held.len(), kept: relatives.len() + others.len() };
     let order: Vec<Rela64<LE>> = relatives.iter().chain(&others).chain(&held).chain(beyond).copied().collect();

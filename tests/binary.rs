@@ -232,34 +232,35 @@ fn code_run_at_load_and_exit_has_a_small_executable_segment_of_its_own() {
     }
 }
 
-/// The file offset and size of each of the library's sections named in `names`.
-fn sections(names: &[&str]) -> Vec<(String, u64, u64)> {
+/// One of the library's sections, as `readelf -SW` lists it.
+#[derive(Debug)]
+struct Section {
+    name: String,
+    addr: u64,
+    offset: u64,
+    size: u64,
+}
+
+/// The library's section table.
+fn section_table() -> Vec<Section> {
     let table = tool("readelf", &["-SW"]);
     let mut found = vec![];
     for line in table.lines() {
         // "[Nr] Name Type Address Off Size ...": after the bracket, name and offsets.
         let Some((_, rest)) = line.split_once(']') else { continue };
         let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.len() > 4 && names.contains(&f[0]) {
-            found.push((f[0].to_string(), u64::from_str_radix(f[3], 16).unwrap(), u64::from_str_radix(f[4], 16).unwrap()));
+        let hex = |i: usize| u64::from_str_radix(f[i], 16);
+        if let (true, Ok(addr), Ok(offset), Ok(size)) = (f.len() > 4, hex(2), hex(3), hex(4)) {
+            found.push(Section { name: f[0].to_string(), addr, offset, size });
         }
     }
-    assert_eq!(found.len(), names.len(), "sections {names:?} in readelf -SW:\n{table}");
     found
 }
 
-/// The address and size of each of the library's sections whose name starts with `prefix`.
-fn sections_at(prefix: &str) -> Vec<(String, u64, u64)> {
-    let table = tool("readelf", &["-SW"]);
-    let mut found = vec![];
-    for line in table.lines() {
-        // "[Nr] Name Type Address Off Size ...": after the bracket, name and address.
-        let Some((_, rest)) = line.split_once(']') else { continue };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.len() > 4 && f[0].starts_with(prefix) {
-            found.push((f[0].to_string(), u64::from_str_radix(f[2], 16).unwrap(), u64::from_str_radix(f[4], 16).unwrap()));
-        }
-    }
+/// Each of the library's sections named in `names`.
+fn sections(names: &[&str]) -> Vec<Section> {
+    let found: Vec<Section> = section_table().into_iter().filter(|s| names.contains(&s.name.as_str())).collect();
+    assert_eq!(found.len(), names.len(), "sections {names:?} among {:?}", section_table());
     found
 }
 
@@ -293,12 +294,12 @@ fn only_the_chosen_allocators_data_is_relocated() {
     // out of what ld.so applies, and src/relocate.rs applies the chosen allocator's.
     // First, in the file: no relocation ld.so applies (any type but NONE) targets those
     // sections, and each allocator has relocations withheld.
-    let data = sections_at(".data.allocshim.");
+    let data: Vec<Section> = section_table().into_iter().filter(|s| s.name.starts_with(".data.allocshim.")).collect();
     let allocators: Vec<&str> = allocshim_tests::BACKENDS.into_iter().filter(|b| *b != "system").collect();
     let owner = |section: &str| section.trim_start_matches(".data.allocshim.").trim_end_matches(".ro").to_string();
     for a in &allocators {
         for s in [format!(".data.allocshim.{a}.ro"), format!(".data.allocshim.{a}")] {
-            assert!(data.iter().any(|(n, _, _)| *n == s), "no section {s}: {data:?}");
+            assert!(data.iter().any(|d| d.name == s), "no section {s}: {data:?}");
         }
     }
     let relocations = tool("readelf", &["-rW"]);
@@ -306,7 +307,7 @@ fn only_the_chosen_allocators_data_is_relocated() {
     for line in relocations.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         let (Some(offset), Some(kind)) = (f.first().and_then(|o| u64::from_str_radix(o, 16).ok()), f.get(2)) else { continue };
-        if let Some((name, _, _)) = data.iter().find(|(_, a, s)| (*a..a + s).contains(&offset)) {
+        if let Some(Section { name, .. }) = data.iter().find(|d| (d.addr..d.addr + d.size).contains(&offset)) {
             assert!(kind.ends_with("_NONE"), "ld.so applies a relocation in {name}: {line}");
             withheld.iter_mut().find(|(a, _)| *a == owner(name)).unwrap().1 += 1;
         }
@@ -315,14 +316,12 @@ fn only_the_chosen_allocators_data_is_relocated() {
         assert!(*n > 0, "no relocation of {allocator}'s withheld: was the library linked without shim/relink.rs?");
     }
     // relocate.rs applies as many entries as `.allocshim.withheld` counts (8 bytes,
-    // little-endian, as `readelf -x` dumps them: "0xADDR 33060000 00000000 ...").
-    let dump = tool("readelf", &["-x", ".allocshim.withheld"]);
-    let hex: String =
-        dump.lines().filter(|l| l.trim_start().starts_with("0x")).flat_map(|l| l.split_whitespace().skip(1).take(2)).collect();
-    let bytes: Vec<u8> = (0..16).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
-    let counted = u64::from_le_bytes(bytes.try_into().unwrap());
+    // little-endian).
+    let counter = sections(&[".allocshim.withheld"]).remove(0);
+    let file = std::fs::read(lib()).unwrap();
+    let counted = u64::from_le_bytes(file[counter.offset as usize..][..8].try_into().unwrap());
     let total: u32 = withheld.iter().map(|(_, n)| n).sum();
-    assert_eq!(counted, u64::from(total), "`.allocshim.withheld` counts {counted}, the sections have {total} NONE entries:\n{dump}");
+    assert_eq!(counted, u64::from(total), "`.allocshim.withheld` counts {counted}, the sections have {total} NONE entries");
     // Then, by the kernel: the pages a process wrote. In `system` mode none of these
     // sections; under an allocator, its own (relocated, then its running state) and
     // no other's, and its tables are read-only again once relocated, as RELRO would
@@ -334,8 +333,8 @@ fn only_the_chosen_allocators_data_is_relocated() {
     }
     let ranges: Vec<String> = data
         .iter()
-        .filter(|(_, _, s)| *s > 0)
-        .map(|(n, a, s)| format!("{}:{a:x}:{:x}", n.trim_start_matches(".data.allocshim."), a + s))
+        .filter(|d| d.size > 0)
+        .map(|d| format!("{}:{:x}:{:x}", d.name.trim_start_matches(".data.allocshim."), d.addr, d.addr + d.size))
         .collect();
     for backend in allocshim_tests::BACKENDS {
         let out = run(c_program("written"), &ranges).backend(backend).output();
@@ -399,8 +398,8 @@ fn a_start_up_maps_the_code_of_its_own_backend_and_of_no_other() {
             }
         }
         let rss_of = |section: &str| -> u64 {
-            let (_, offset, size) = sections.iter().find(|(n, _, _)| n == section).unwrap();
-            let middle = offset + size / 2;
+            let s = sections.iter().find(|s| s.name == section).unwrap();
+            let middle = s.offset + s.size / 2;
             let m = mappings.iter().find(|(o, s, _)| (*o..o + s).contains(&middle));
             m.unwrap_or_else(|| panic!("[{backend}] no mapping of {lib_name} holds {section}: {mappings:?}")).2
         };

@@ -84,6 +84,22 @@ pub struct Vernaux {
     pub next: u32,
 }
 
+/// Calls `f` with the tag and value of each entry of the dynamic section at `d`, up to
+/// its DT_NULL one.
+///
+/// # Safety
+/// `d` is a loaded object's dynamic section, which stays mapped for the call.
+#[inline(always)]
+pub unsafe fn each_dynamic(mut d: *const Dyn, mut f: impl FnMut(i64, u64)) {
+    // SAFETY: a dynamic section is entries up to a DT_NULL one (our caller's contract).
+    unsafe {
+        while (*d).tag != DT_NULL {
+            f((*d).tag, (*d).val);
+            d = d.add(1);
+        }
+    }
+}
+
 /// A pointer read from a dynamic section: ld.so has usually relocated it in place
 /// already, except where the section is read-only (vDSO, some linkers' output).
 pub fn dyn_ptr(base: usize, v: u64) -> usize {

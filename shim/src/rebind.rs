@@ -42,7 +42,7 @@ use crate::entry::NAMES;
 use crate::exports::ENTRY;
 
 use crate::elf::{
-    dyn_ptr, Dyn, Rela, Sym, DF_SYMBOLIC, DT_FLAGS, DT_GNU_HASH, DT_JMPREL, DT_NULL, DT_PLTREL, DT_PLTRELSZ, DT_RELA, DT_STRTAB,
+    dyn_ptr, each_dynamic, Dyn, Rela, Sym, DF_SYMBOLIC, DT_FLAGS, DT_GNU_HASH, DT_JMPREL, DT_PLTREL, DT_PLTRELSZ, DT_RELA, DT_STRTAB,
     DT_SYMBOLIC, DT_SYMTAB, PF_X, PT_DYNAMIC, PT_GNU_RELRO, PT_LOAD, R_JUMP_SLOT, STV_PROTECTED,
 };
 
@@ -162,20 +162,15 @@ impl Tables {
     /// ld.so recorded them; the object stays loaded while the result is used.
     unsafe fn of(base: usize, dynamic: *const Dyn) -> Option<Tables> {
         let (mut symtab, mut strtab, mut hash) = (0usize, 0usize, 0usize);
-        let mut d = dynamic;
-        // SAFETY: `dynamic` is a loaded object's dynamic section (caller's contract):
-        // entries up to a DT_NULL one, mapped while the object is loaded.
+        // SAFETY: `dynamic` is a loaded object's dynamic section (caller's contract).
         unsafe {
-            while (*d).tag != DT_NULL {
-                match (*d).tag {
-                    DT_SYMTAB => symtab = dyn_ptr(base, (*d).val),
-                    DT_STRTAB => strtab = dyn_ptr(base, (*d).val),
-                    DT_GNU_HASH => hash = dyn_ptr(base, (*d).val),
-                    _ => {}
-                }
-                d = d.add(1);
-            }
-        }
+            each_dynamic(dynamic, |tag, v| match tag {
+                DT_SYMTAB => symtab = dyn_ptr(base, v),
+                DT_STRTAB => strtab = dyn_ptr(base, v),
+                DT_GNU_HASH => hash = dyn_ptr(base, v),
+                _ => {}
+            })
+        };
         if symtab == 0 || strtab == 0 || hash == 0 {
             return None;
         }
@@ -310,25 +305,20 @@ unsafe fn object(info: &libc::dl_phdr_info, plan: &mut Plan) {
     let (mut strtab, mut symtab) = (0usize, 0usize);
     let (mut jmprel, mut pltrelsz, mut pltrel) = (0usize, 0usize, 0i64);
     let mut symbolic = false;
-    let mut d = dynamic as *const Dyn;
-    // SAFETY: PT_DYNAMIC locates the object's dynamic section: entries up to a DT_NULL
-    // one, mapped while the object is loaded.
+    // SAFETY: PT_DYNAMIC locates the object's dynamic section, mapped while the object
+    // is loaded.
     unsafe {
-        while (*d).tag != DT_NULL {
-            let v = (*d).val;
-            match (*d).tag {
-                DT_STRTAB => strtab = dyn_ptr(base, v),
-                DT_SYMTAB => symtab = dyn_ptr(base, v),
-                DT_JMPREL => jmprel = dyn_ptr(base, v),
-                DT_PLTRELSZ => pltrelsz = v as usize,
-                DT_PLTREL => pltrel = v as i64,
-                DT_SYMBOLIC => symbolic = true,
-                DT_FLAGS => symbolic |= v & DF_SYMBOLIC != 0,
-                _ => {}
-            }
-            d = d.add(1);
-        }
-    }
+        each_dynamic(dynamic as *const Dyn, |tag, v| match tag {
+            DT_STRTAB => strtab = dyn_ptr(base, v),
+            DT_SYMTAB => symtab = dyn_ptr(base, v),
+            DT_JMPREL => jmprel = dyn_ptr(base, v),
+            DT_PLTRELSZ => pltrelsz = v as usize,
+            DT_PLTREL => pltrel = v as i64,
+            DT_SYMBOLIC => symbolic = true,
+            DT_FLAGS => symbolic |= v & DF_SYMBOLIC != 0,
+            _ => {}
+        })
+    };
     if symtab == 0 || strtab == 0 {
         return;
     }

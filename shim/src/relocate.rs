@@ -12,15 +12,15 @@
 //! file's.
 //!
 //! A library linked without that step (a count of 0) has nothing to apply: ld.so did
-//! it all.
+//! it all, and every allocator's tables are made read-only.
 use core::ffi::c_char;
 use core::ptr::addr_of;
 
 use allocshim_select::Backend;
 
 use crate::elf::{
-    dyn_ptr, Dyn, Rela, Sym, Vernaux, Verneed, DT_NULL, DT_RELA, DT_RELASZ, DT_STRTAB, DT_SYMTAB, DT_VERNEED, DT_VERNEEDNUM, DT_VERSYM,
-    R_NONE,
+    dyn_ptr, each_dynamic, Dyn, Rela, Sym, Vernaux, Verneed, DT_RELA, DT_RELASZ, DT_STRTAB, DT_SYMTAB, DT_VERNEED, DT_VERNEEDNUM,
+    DT_VERSYM, R_NONE,
 };
 
 extern "C" {
@@ -28,19 +28,24 @@ extern "C" {
     // dynamic section.
     static __ehdr_start: u8;
     static _DYNAMIC: Dyn;
-    // Defined by build.rs's linker script: how many relocations relink.rs withheld,
-    // and the bounds of each allocator's data section.
+    // Defined by build.rs's linker script: how many relocations relink.rs withheld.
     static __allocshim_withheld: u64;
-    // `_ro_end` ends the pointer tables (page-aligned), `_end` its writable data.
-    static __allocshim_data_jemalloc_start: u8;
-    static __allocshim_data_jemalloc_ro_end: u8;
-    static __allocshim_data_jemalloc_end: u8;
-    static __allocshim_data_mimalloc_start: u8;
-    static __allocshim_data_mimalloc_ro_end: u8;
-    static __allocshim_data_mimalloc_end: u8;
-    static __allocshim_data_snmalloc_start: u8;
-    static __allocshim_data_snmalloc_ro_end: u8;
-    static __allocshim_data_snmalloc_end: u8;
+}
+
+/// The bounds build.rs's linker script defines around allocator `$name`'s data
+/// sections (`__allocshim_data_<name>_start`, `_ro_end`, `_end`), as a [`Data`].
+macro_rules! data_of {
+    ($name:literal) => {{
+        extern "C" {
+            #[link_name = concat!("__allocshim_data_", $name, "_start")]
+            static START: u8;
+            #[link_name = concat!("__allocshim_data_", $name, "_ro_end")]
+            static RO_END: u8;
+            #[link_name = concat!("__allocshim_data_", $name, "_end")]
+            static END: u8;
+        }
+        Data { start: addr_of!(START) as usize, ro_end: addr_of!(RO_END) as usize, end: addr_of!(END) as usize }
+    }};
 }
 
 /// Where an allocator's data sections are: its pointer tables from `start` to
@@ -53,25 +58,12 @@ struct Data {
 
 impl Data {
     fn of(backend: Backend) -> Option<Data> {
-        let (start, ro_end, end) = match backend {
-            Backend::System => return None,
-            Backend::Jemalloc => (
-                addr_of!(__allocshim_data_jemalloc_start),
-                addr_of!(__allocshim_data_jemalloc_ro_end),
-                addr_of!(__allocshim_data_jemalloc_end),
-            ),
-            Backend::Mimalloc => (
-                addr_of!(__allocshim_data_mimalloc_start),
-                addr_of!(__allocshim_data_mimalloc_ro_end),
-                addr_of!(__allocshim_data_mimalloc_end),
-            ),
-            Backend::Snmalloc => (
-                addr_of!(__allocshim_data_snmalloc_start),
-                addr_of!(__allocshim_data_snmalloc_ro_end),
-                addr_of!(__allocshim_data_snmalloc_end),
-            ),
-        };
-        Some(Data { start: start as usize, ro_end: ro_end as usize, end: end as usize })
+        match backend {
+            Backend::System => None,
+            Backend::Jemalloc => Some(data_of!("jemalloc")),
+            Backend::Mimalloc => Some(data_of!("mimalloc")),
+            Backend::Snmalloc => Some(data_of!("snmalloc")),
+        }
     }
 
     /// Makes the pointer tables read-only, as ld.so leaves RELRO: their whole pages
@@ -117,24 +109,19 @@ pub unsafe fn apply(backend: Backend) {
     let base = addr_of!(__ehdr_start) as usize;
     let (mut table, mut size) = (0usize, 0usize);
     let mut names = Names { symtab: 0, strtab: 0, versym: 0, verneed: 0, verneednum: 0 };
-    let mut d = addr_of!(_DYNAMIC);
-    // SAFETY: _DYNAMIC is this library's dynamic section: entries up to a DT_NULL one,
-    // mapped for as long as the library is.
+    // SAFETY: _DYNAMIC is this library's dynamic section, mapped as long as it is.
     unsafe {
-        while (*d).tag != DT_NULL {
-            match (*d).tag {
-                DT_RELA => table = dyn_ptr(base, (*d).val),
-                DT_RELASZ => size = (*d).val as usize,
-                DT_SYMTAB => names.symtab = dyn_ptr(base, (*d).val),
-                DT_STRTAB => names.strtab = dyn_ptr(base, (*d).val),
-                DT_VERSYM => names.versym = dyn_ptr(base, (*d).val),
-                DT_VERNEED => names.verneed = dyn_ptr(base, (*d).val),
-                DT_VERNEEDNUM => names.verneednum = (*d).val as usize,
-                _ => {}
-            }
-            d = d.add(1);
-        }
-    }
+        each_dynamic(addr_of!(_DYNAMIC), |tag, v| match tag {
+            DT_RELA => table = dyn_ptr(base, v),
+            DT_RELASZ => size = v as usize,
+            DT_SYMTAB => names.symtab = dyn_ptr(base, v),
+            DT_STRTAB => names.strtab = dyn_ptr(base, v),
+            DT_VERSYM => names.versym = dyn_ptr(base, v),
+            DT_VERNEED => names.verneed = dyn_ptr(base, v),
+            DT_VERNEEDNUM => names.verneednum = v as usize,
+            _ => {}
+        })
+    };
     if table == 0 {
         return;
     }
