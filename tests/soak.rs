@@ -1,4 +1,4 @@
-//! scripts/soak --short: every soak workload (Sidekiq with its Redis, Puma, gunicorn)
+//! scripts/soak --short: every soak workload (Sidekiq with its Redis, Puma, gunicorn twice)
 //! started, loaded, sampled and stopped under every variant through `allocshim compare
 //! --load`, as a functional check: which allocator served each variant, every job or
 //! request done, the RSS sampled; no thresholds on RSS or speed (those are
@@ -57,7 +57,9 @@ fn every_workload_runs_under_every_variant_and_nothing_is_left_running() {
     let out_dir = tmp.join("results");
     let out = soak_in(&tmp, &["--short", "--out", &out_dir.display().to_string()]);
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
-    for (workload, throughput) in [("sidekiq", "jobs_per_s"), ("puma", "requests_per_s"), ("gunicorn", "requests_per_s")] {
+    for (workload, throughput) in
+        [("sidekiq", "jobs_per_s"), ("puma", "requests_per_s"), ("gunicorn", "requests_per_s"), ("gunicorn-large", "requests_per_s")]
+    {
         let json = out_dir.join(format!("{workload}.json"));
         let c: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(c["baseline"], "arena2", "{workload}: Heroku's setting is the baseline");
@@ -111,7 +113,7 @@ fn variants_runs_only_those_and_always_the_baseline() {
 #[test]
 fn bad_arguments_name_the_value_and_what_is_accepted() {
     for (args, want) in [
-        (&["redis"][..], "soak: unknown workload 'redis' (accepted: sidekiq, puma, gunicorn, json-puma, json-gunicorn)"),
+        (&["redis"][..], "soak: unknown workload 'redis' (accepted: sidekiq, puma, gunicorn, gunicorn-large, json-puma, json-gunicorn)"),
         (&["--minutes", "0"][..], "soak: --minutes 0: expected a number of minutes above 0, e.g. 10 or 0.5"),
         (&["--minutes", "ten"][..], "soak: --minutes ten: expected a number of minutes above 0, e.g. 10 or 0.5"),
         (&["--rounds", "0"][..], "soak: --rounds 0: expected a whole number of runs, 1 or more"),
